@@ -1,0 +1,373 @@
+/**
+ * The ARI adapter: the only module that imports ari-client.
+ *
+ * What it adds on top of ari-client (see DESIGN.md §1, "Facts about ARI"):
+ * - a timeout on every REST request (ari-client's promises can hang after a disconnect);
+ * - ARI errors mapped to AriGone / AriConflict / AriUnavailable (ari-client drops the status code,
+ *   so the mapping reads Asterisk's message text);
+ * - its own reconnect loop with capped backoff that never gives up (ari-client's stops after 10 tries),
+ *   and a ping heartbeat that closes a socket that stopped answering;
+ * - events converted to our AriEvent union and delivered through one global listener per type
+ *   (no per-instance listeners: they leak).
+ */
+import ari from 'ari-client';
+import type { Logger } from 'pino';
+import {
+  AriAuthError,
+  AriConflict,
+  AriGone,
+  AriUnavailable,
+  type AriEvent,
+  type AriPort,
+  type ChannelInfo,
+  type ConnectionState,
+  type OriginateRequest,
+} from './port.js';
+
+export interface AriClientOptions {
+  url: string;
+  user: string;
+  password: string;
+  app: string;
+  requestTimeoutMs: number;
+  /** how long start-up keeps trying an Asterisk that refuses connections */
+  startupTimeoutMs: number;
+  log: Logger;
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- ari-client ships no types */
+type RawClient = any;
+
+const EVENT_TYPES = ['StasisStart', 'StasisEnd', 'ChannelDestroyed', 'ChannelDtmfReceived', 'PlaybackFinished', 'ApplicationReplaced'] as const;
+const HEARTBEAT_MS = 5000;
+const MAX_BACKOFF_MS = 5000;
+
+function toChannel(c: any): ChannelInfo {
+  return {
+    id: String(c?.id ?? ''),
+    name: String(c?.name ?? ''),
+    state: String(c?.state ?? ''),
+    callerNumber: String(c?.caller?.number ?? ''),
+    callerName: String(c?.caller?.name ?? ''),
+    dialedExten: String(c?.dialplan?.exten ?? ''),
+    language: String(c?.language ?? ''),
+    createdAt: String(c?.creationtime ?? ''),
+  };
+}
+
+export function toEvent(raw: any): AriEvent | null {
+  const at = String(raw?.timestamp ?? new Date().toISOString());
+  switch (raw?.type) {
+    case 'StasisStart':
+      return { type: 'StasisStart', at, channel: toChannel(raw.channel), args: Array.isArray(raw.args) ? raw.args.map(String) : [] };
+    case 'StasisEnd':
+      return { type: 'StasisEnd', at, channel: toChannel(raw.channel) };
+    case 'ChannelDestroyed':
+      return { type: 'ChannelDestroyed', at, channel: toChannel(raw.channel), cause: Number(raw.cause ?? 0), causeText: String(raw.cause_txt ?? '') };
+    case 'ChannelDtmfReceived':
+      return { type: 'ChannelDtmfReceived', at, channel: toChannel(raw.channel), digit: String(raw.digit ?? ''), durationMs: Number(raw.duration_ms ?? 0) };
+    case 'PlaybackFinished':
+      return { type: 'PlaybackFinished', at, playbackId: String(raw.playback?.id ?? ''), targetUri: String(raw.playback?.target_uri ?? ''), state: String(raw.playback?.state ?? '') };
+    case 'ApplicationReplaced':
+      return { type: 'ApplicationReplaced', at };
+    default:
+      return null;
+  }
+}
+
+/** ari-client turns an HTTP error into Error(body): read Asterisk's message to know what happened */
+export function mapAriError(err: unknown, what: string): Error {
+  if (err instanceof AriGone || err instanceof AriConflict || err instanceof AriUnavailable) return err;
+  const text = err instanceof Error ? err.message : String(err);
+  let message = text;
+  try {
+    const parsed = JSON.parse(text) as { message?: string; error?: string };
+    message = parsed.message ?? parsed.error ?? text;
+  } catch {
+    /* not JSON: keep the text */
+  }
+  if (/not found|does not exist/i.test(message)) return new AriGone(`${what}: ${message}`);
+  if (/not in (a )?stasis|invalid state|not in bridge|already|in use|not (up|answered)/i.test(message)) return new AriConflict(`${what}: ${message}`);
+  if (/ECONNREFUSED|ECONNRESET|socket hang up|ETIMEDOUT|EPIPE/i.test(message)) return new AriUnavailable(`${what}: ${message}`);
+  return new Error(`${what}: ${message}`);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
+
+/** Probe ARI once with our credentials: tells a wrong URL or password from an Asterisk that is simply down. */
+async function probe(opts: AriClientOptions): Promise<void> {
+  const auth = Buffer.from(`${opts.user}:${opts.password}`).toString('base64');
+  let res: Response;
+  try {
+    res = await fetch(new URL('/ari/asterisk/info', opts.url), {
+      headers: { authorization: `Basic ${auth}` },
+      signal: AbortSignal.timeout(3000),
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
+    throw new AriUnavailable(`cannot reach Asterisk ARI at ARI_URL ${opts.url}: ${cause}`);
+  }
+  await res.arrayBuffer().catch(() => undefined);
+  if (res.status === 401 || res.status === 403) {
+    throw new AriAuthError(`ARI_URL ${opts.url} refused ARI_USER "${opts.user}" and its password (HTTP ${res.status})`);
+  }
+  if (!res.ok || !(res.headers.get('content-type') ?? '').includes('json')) {
+    throw new AriAuthError(`ARI_URL ${opts.url} does not look like Asterisk ARI (HTTP ${res.status} at /ari/asterisk/info)`);
+  }
+}
+
+export class AriClient implements AriPort {
+  private raw: RawClient | null = null;
+  private state: ConnectionState = 'down';
+  private closing = false;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private lastPong = 0;
+  private reconnecting = false;
+  private readonly eventHandlers = new Set<(e: AriEvent) => void>();
+  private readonly connectionHandlers = new Set<(s: ConnectionState) => void>();
+  private readonly log: Logger;
+
+  constructor(private readonly opts: AriClientOptions) {
+    this.log = opts.log.child({ module: 'ari' });
+  }
+
+  get connected(): boolean {
+    return this.state === 'up';
+  }
+
+  onEvent(handler: (event: AriEvent) => void): () => void {
+    this.eventHandlers.add(handler);
+    return () => this.eventHandlers.delete(handler);
+  }
+
+  onConnection(handler: (state: ConnectionState) => void): () => void {
+    this.connectionHandlers.add(handler);
+    return () => this.connectionHandlers.delete(handler);
+  }
+
+  /**
+   * First connection. Retries while Asterisk refuses connections, up to startupTimeoutMs;
+   * a wrong URL or password fails at once (AriAuthError).
+   */
+  async start(): Promise<void> {
+    const deadline = Date.now() + this.opts.startupTimeoutMs;
+    let delay = 250;
+    for (;;) {
+      try {
+        await this.connectOnce();
+        return;
+      } catch (err) {
+        if (err instanceof AriAuthError || Date.now() + delay > deadline || this.closing) throw err;
+        this.log.warn({ err: (err as Error).message }, 'ARI not reachable yet, retrying');
+        await sleep(delay);
+        delay = Math.min(delay * 2, MAX_BACKOFF_MS);
+      }
+    }
+  }
+
+  private async connectOnce(): Promise<void> {
+    await probe(this.opts);
+    const client: RawClient = await withTimeout(ari.connect(this.opts.url, this.opts.user, this.opts.password), 10000, 'ARI connect');
+    for (const type of EVENT_TYPES) {
+      client.on(type, (raw: unknown) => this.dispatch(raw));
+    }
+    client.on('pong', () => {
+      this.lastPong = Date.now();
+    });
+    client.on('WebSocketConnected', () => this.setState('up'));
+    client.on('WebSocketReconnecting', (err: Error | undefined) => {
+      this.log.warn({ err: err?.message }, 'ARI event socket lost, ari-client reconnecting');
+      this.setState('down');
+    });
+    client.on('WebSocketMaxRetries', () => {
+      this.log.warn('ari-client gave up reconnecting; starting over');
+      this.setState('down');
+      void this.reconnectForever();
+    });
+    client.on('APILoadError', (err: Error) => this.log.warn({ err: err?.message }, 'ARI API load error'));
+    this.raw = client;
+    await withTimeout(client.start(this.opts.app), 10000, 'ARI event socket');
+    this.lastPong = Date.now();
+    this.setState('up');
+    this.startHeartbeat();
+  }
+
+  private async reconnectForever(): Promise<void> {
+    if (this.reconnecting || this.closing) return;
+    this.reconnecting = true;
+    this.dropRaw();
+    let delay = 250;
+    try {
+      while (!this.closing) {
+        try {
+          await this.connectOnce();
+          this.log.info('ARI reconnected');
+          return;
+        } catch (err) {
+          this.dropRaw();
+          this.log.warn({ err: (err as Error).message, retryInMs: delay }, 'ARI reconnect failed');
+          await sleep(delay);
+          delay = Math.min(delay * 2, MAX_BACKOFF_MS);
+        }
+      }
+    } finally {
+      this.reconnecting = false;
+    }
+  }
+
+  private startHeartbeat(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = setInterval(() => {
+      const client = this.raw;
+      if (!client || this.closing) return;
+      if (this.state === 'up' && Date.now() - this.lastPong > HEARTBEAT_MS * 3) {
+        // the socket is open but Asterisk stopped answering pings: drop it and let reconnect run
+        this.log.warn('ARI heartbeat lost; closing the event socket');
+        this.setState('down');
+        try {
+          client._ws?.terminate();
+        } catch {
+          /* already closed */
+        }
+        return;
+      }
+      try {
+        client.ping();
+      } catch {
+        /* socket not open: reconnect handles it */
+      }
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  private dropRaw(): void {
+    const client = this.raw;
+    this.raw = null;
+    if (!client) return;
+    client.removeAllListeners();
+    client.on('error', () => undefined);
+    try {
+      client.stop();
+    } catch {
+      /* never started or already closed */
+    }
+  }
+
+  private setState(next: ConnectionState): void {
+    if (this.state === next) return;
+    this.state = next;
+    this.log.info({ state: next }, `ARI ${next}`);
+    for (const h of this.connectionHandlers) {
+      try {
+        h(next);
+      } catch (err) {
+        this.log.error({ err }, 'connection handler failed');
+      }
+    }
+  }
+
+  private dispatch(raw: unknown): void {
+    const event = toEvent(raw);
+    if (!event) return;
+    if (event.type === 'ApplicationReplaced') {
+      this.log.error('another process took over the ARI application (ApplicationReplaced); this one gets no more calls');
+    }
+    for (const h of this.eventHandlers) {
+      try {
+        h(event);
+      } catch (err) {
+        this.log.error({ err, eventType: event.type }, 'event handler failed');
+      }
+    }
+  }
+
+  private call<T>(what: string, fn: (c: RawClient) => Promise<T>): Promise<T> {
+    const client = this.raw;
+    if (!client) return Promise.reject(new AriUnavailable(`${what}: ARI is not connected`));
+    return withTimeout(Promise.resolve().then(() => fn(client)), this.opts.requestTimeoutMs, what).catch((err: unknown) => {
+      throw mapAriError(err, what);
+    });
+  }
+
+  readonly channels = {
+    answer: async (channelId: string) => {
+      await this.call('answer', (c) => c.channels.answer({ channelId }));
+    },
+    hangup: async (channelId: string, reason: 'normal' | 'busy' | 'congestion' | 'no_answer' = 'normal') => {
+      await this.call('hangup', (c) => c.channels.hangup({ channelId, reason }));
+    },
+    play: async (channelId: string, media: string[], playbackId: string, lang?: string) => {
+      await this.call('play', (c) => c.channels.play({ channelId, media, playbackId, ...(lang ? { lang } : {}) }));
+    },
+    originate: async (req: OriginateRequest) => {
+      const raw = await this.call('originate', (c) =>
+        c.channels.originate({
+          endpoint: req.endpoint,
+          channelId: req.channelId,
+          app: this.opts.app,
+          appArgs: req.appArgs.join(','),
+          callerId: req.callerName ? `"${req.callerName}" <${req.callerNumber ?? ''}>` : req.callerNumber,
+          timeout: req.timeoutSeconds,
+          ...(req.variables ? { variables: req.variables } : {}),
+        }),
+      );
+      return toChannel(raw);
+    },
+    startMoh: async (channelId: string, mohClass?: string) => {
+      await this.call('startMoh', (c) => c.channels.startMoh({ channelId, ...(mohClass ? { mohClass } : {}) }));
+    },
+    stopMoh: async (channelId: string) => {
+      await this.call('stopMoh', (c) => c.channels.stopMoh({ channelId }));
+    },
+    ring: async (channelId: string) => {
+      await this.call('ring', (c) => c.channels.ring({ channelId }));
+    },
+    list: async () => {
+      const list = await this.call('list channels', (c) => c.channels.list());
+      return (list as unknown[]).map(toChannel);
+    },
+  };
+
+  readonly bridges = {
+    create: async (bridgeId: string, type: 'mixing' | 'holding' = 'mixing', name?: string) => {
+      await this.call('create bridge', (c) => c.bridges.create({ bridgeId, type, ...(name ? { name } : {}) }));
+    },
+    addChannel: async (bridgeId: string, channelIds: string[]) => {
+      await this.call('add to bridge', (c) => c.bridges.addChannel({ bridgeId, channel: channelIds.join(',') }));
+    },
+    destroy: async (bridgeId: string) => {
+      await this.call('destroy bridge', (c) => c.bridges.destroy({ bridgeId }));
+    },
+    startMoh: async (bridgeId: string, mohClass?: string) => {
+      await this.call('bridge moh', (c) => c.bridges.startMoh({ bridgeId, ...(mohClass ? { mohClass } : {}) }));
+    },
+    stopMoh: async (bridgeId: string) => {
+      await this.call('bridge stop moh', (c) => c.bridges.stopMoh({ bridgeId }));
+    },
+    list: async () => {
+      const list = (await this.call('list bridges', (c) => c.bridges.list())) as any[];
+      return list.map((b) => ({ id: String(b.id), channels: Array.isArray(b.channels) ? b.channels.map(String) : [] }));
+    },
+  };
+
+  readonly playbacks = {
+    stop: async (playbackId: string) => {
+      await this.call('stop playback', (c) => c.playbacks.stop({ playbackId }));
+    },
+  };
+
+  async close(): Promise<void> {
+    this.closing = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.dropRaw();
+    this.setState('down');
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new AriUnavailable(`${what}: no answer from Asterisk within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}

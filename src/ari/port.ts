@@ -1,0 +1,102 @@
+/**
+ * The narrow view of Asterisk that features see. Only src/ari/ knows how it is implemented
+ * (ari-client today); features, tests and the benchmark depend on these types alone.
+ */
+
+export interface ChannelInfo {
+  id: string;
+  name: string;
+  state: string;
+  callerNumber: string;
+  callerName: string;
+  /** the extension the channel entered the dialplan with (the dialed number for inbound calls) */
+  dialedExten: string;
+  language: string;
+  createdAt: string;
+}
+
+export type AriEvent =
+  | { type: 'StasisStart'; at: string; channel: ChannelInfo; args: string[] }
+  | { type: 'StasisEnd'; at: string; channel: ChannelInfo }
+  | { type: 'ChannelDestroyed'; at: string; channel: ChannelInfo; cause: number; causeText: string }
+  | { type: 'ChannelDtmfReceived'; at: string; channel: ChannelInfo; digit: string; durationMs: number }
+  | { type: 'PlaybackFinished'; at: string; playbackId: string; targetUri: string; state: string }
+  | { type: 'ApplicationReplaced'; at: string };
+
+export type AriEventType = AriEvent['type'];
+export type ConnectionState = 'up' | 'down';
+
+/** The channel or bridge is not there any more (ARI 404): the call has gone, not a crash. */
+export class AriGone extends Error {
+  override name = 'AriGone';
+}
+/** ARI refused because of the resource's state (409/412/422: not in Stasis, wrong state). */
+export class AriConflict extends Error {
+  override name = 'AriConflict';
+}
+/** Asterisk did not answer in time or the connection is down. */
+export class AriUnavailable extends Error {
+  override name = 'AriUnavailable';
+}
+/** ARI_URL answered but refused our user and password: never fixes itself, start-up stops. */
+export class AriAuthError extends Error {
+  override name = 'AriAuthError';
+}
+
+export interface OriginateRequest {
+  endpoint: string;
+  /** our own id for the new channel, so events that race the reply are still ours */
+  channelId: string;
+  appArgs: string[];
+  callerNumber?: string;
+  callerName?: string;
+  timeoutSeconds: number;
+  variables?: Record<string, string>;
+}
+
+export interface Channels {
+  answer(channelId: string): Promise<void>;
+  hangup(channelId: string, reason?: 'normal' | 'busy' | 'congestion' | 'no_answer'): Promise<void>;
+  /** starts a playback; PlaybackFinished with this playbackId tells when it ends */
+  play(channelId: string, media: string[], playbackId: string, lang?: string): Promise<void>;
+  originate(req: OriginateRequest): Promise<ChannelInfo>;
+  startMoh(channelId: string, mohClass?: string): Promise<void>;
+  stopMoh(channelId: string): Promise<void>;
+  ring(channelId: string): Promise<void>;
+  list(): Promise<ChannelInfo[]>;
+}
+
+export interface Bridges {
+  create(bridgeId: string, type?: 'mixing' | 'holding', name?: string): Promise<void>;
+  addChannel(bridgeId: string, channelIds: string[]): Promise<void>;
+  destroy(bridgeId: string): Promise<void>;
+  startMoh(bridgeId: string, mohClass?: string): Promise<void>;
+  stopMoh(bridgeId: string): Promise<void>;
+  list(): Promise<Array<{ id: string; channels: string[] }>>;
+}
+
+export interface Playbacks {
+  stop(playbackId: string): Promise<void>;
+}
+
+export interface AriPort {
+  readonly connected: boolean;
+  readonly channels: Channels;
+  readonly bridges: Bridges;
+  readonly playbacks: Playbacks;
+  /** subscribe to application events; returns the unsubscribe function */
+  onEvent(handler: (event: AriEvent) => void): () => void;
+  /** 'up' on every (re)connection of the event socket, 'down' when it is lost */
+  onConnection(handler: (state: ConnectionState) => void): () => void;
+  close(): Promise<void>;
+}
+
+/** await an ARI call whose failure because the call has gone is expected and harmless */
+export async function ignoreGone(p: Promise<unknown>): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof AriGone || err instanceof AriConflict) return;
+    throw err;
+  }
+}

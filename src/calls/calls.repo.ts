@@ -1,0 +1,61 @@
+import { sql } from 'kysely';
+import type { Db } from '../db/db.js';
+import type { CallEventRow, CallRow, CallUpdate, Disposition, NewCall } from '../db/database.js';
+
+export async function insertCall(db: Db, call: NewCall): Promise<void> {
+  await db.insertInto('calls').values(call).execute();
+}
+
+export async function updateCall(db: Db, id: string, patch: CallUpdate): Promise<void> {
+  await db.updateTable('calls').set(patch).where('id', '=', id).execute();
+}
+
+export async function appendCallEvent(db: Db, callId: string, at: Date, type: string, data: Record<string, unknown> = {}): Promise<void> {
+  await db.insertInto('call_events').values({ call_id: callId, at, type, data: JSON.stringify(data) }).execute();
+}
+
+export async function addCallAgent(db: Db, id: string, agentId: string): Promise<void> {
+  await db
+    .updateTable('calls')
+    .set({ agents: sql<string[]>`case when ${agentId} = any(agents) then agents else array_append(agents, ${agentId}) end` })
+    .where('id', '=', id)
+    .execute();
+}
+
+export interface CallFilter {
+  from?: Date;
+  to?: Date;
+  caller?: string;
+  line?: string;
+  queue?: string;
+  agent?: string;
+  disposition?: Disposition;
+  /** keyset cursor: rows strictly older than this (arrived_at, id) */
+  before?: { arrivedAt: Date; id: string };
+  limit: number;
+}
+
+export async function listCalls(db: Db, f: CallFilter): Promise<CallRow[]> {
+  let q = db.selectFrom('calls').selectAll();
+  if (f.from) q = q.where('arrived_at', '>=', f.from);
+  if (f.to) q = q.where('arrived_at', '<', f.to);
+  if (f.caller) q = q.where('caller', '=', f.caller);
+  if (f.line) q = q.where('line', '=', f.line);
+  if (f.queue) q = q.where('queue', '=', f.queue);
+  if (f.agent) q = q.where(sql<boolean>`${f.agent} = any(agents)`);
+  if (f.disposition) q = q.where('disposition', '=', f.disposition);
+  if (f.before) {
+    const { arrivedAt, id } = f.before;
+    q = q.where((eb) => eb.or([eb('arrived_at', '<', arrivedAt), eb.and([eb('arrived_at', '=', arrivedAt), eb('id', '<', id)])]));
+  }
+  return q.orderBy('arrived_at', 'desc').orderBy('id', 'desc').limit(f.limit).execute();
+}
+
+export async function getCall(db: Db, id: string): Promise<CallRow | undefined> {
+  return db.selectFrom('calls').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function eventsOfCalls(db: Db, ids: string[]): Promise<CallEventRow[]> {
+  if (ids.length === 0) return [];
+  return db.selectFrom('call_events').selectAll().where('call_id', 'in', ids).orderBy('call_id').orderBy('id').execute();
+}

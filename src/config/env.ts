@@ -1,0 +1,133 @@
+/**
+ * Service configuration, read once from the environment, validated, typed and frozen.
+ * A wrong value stops start-up with one line naming the variable (ConfigError).
+ */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export type NodeEnv = 'development' | 'production' | 'test';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface AgentEndpoint {
+  /** the agent's id as written on call records (employee number) */
+  agentId: string;
+  /** the dial string Asterisk uses to ring the agent's phone, e.g. PJSIP/agent1001 */
+  endpoint: string;
+}
+
+export interface Config {
+  nodeEnv: NodeEnv;
+  host: string;
+  port: number;
+  logLevel: LogLevel;
+  databaseUrl: string;
+  redisUrl: string;
+  /** prefix of every Redis key and BullMQ queue of this deployment */
+  redisPrefix: string;
+  ari: { url: string; user: string; password: string; app: string; startupTimeoutMs: number; requestTimeoutMs: number };
+  admin: { user: string; password: string };
+  tokenTtlHours: number;
+  /** agents rung by the hard-wired first flow (the ACD replaces this with skill queues) */
+  agents: AgentEndpoint[];
+  agentRingSeconds: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+const DEV_DEFAULTS = {
+  ARI_PASSWORD: 'hotline-dev',
+  HOTLINE_ADMIN_USER: 'admin',
+  HOTLINE_ADMIN_PASSWORD: 'admin',
+};
+
+function str(env: Env, name: string, fallback: string): string {
+  const v = env[name];
+  return v === undefined || v === '' ? fallback : v;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const v = str(env, name, fallback);
+  if (!(allowed as readonly string[]).includes(v)) {
+    throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got "${v}"`);
+  }
+  return v as T;
+}
+
+function url(env: Env, name: string, fallback: string, protocols: string[]): string {
+  const v = str(env, name, fallback);
+  let parsed: URL;
+  try {
+    parsed = new URL(v);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL: "${redact(v)}"`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must start with ${protocols.map((p) => `${p}//`).join(' or ')}, got "${redact(v)}"`);
+  }
+  if (!parsed.hostname) throw new ConfigError(`${name} has no host: "${redact(v)}"`);
+  return v;
+}
+
+/** hide a password inside a URL before it reaches a message or a log */
+export function redact(u: string): string {
+  return u.replace(/\/\/([^:/@]+):([^@]+)@/, '//$1:***@');
+}
+
+function agents(env: Env): AgentEndpoint[] {
+  const raw = str(env, 'HOTLINE_AGENTS', '1001:PJSIP/agent1001');
+  const list = raw.split(',').map((s) => s.trim()).filter(Boolean).map((item) => {
+    const m = /^([A-Za-z0-9_-]{1,32}):((?:PJSIP|SIP|Local)\/\S+)$/.exec(item);
+    if (!m) throw new ConfigError(`HOTLINE_AGENTS entries must look like 1001:PJSIP/agent1001, got "${item}"`);
+    return { agentId: m[1]!, endpoint: m[2]! };
+  });
+  if (list.length === 0) throw new ConfigError('HOTLINE_AGENTS must name at least one agent');
+  return list;
+}
+
+export function loadConfig(env: Env = process.env): Readonly<Config> {
+  const nodeEnv = oneOf(env, 'NODE_ENV', ['development', 'production', 'test'] as const, 'development');
+  const config: Config = {
+    nodeEnv,
+    host: str(env, 'HOST', '127.0.0.1'),
+    port: int(env, 'PORT', 3000, 0, 65535),
+    logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+    databaseUrl: url(env, 'DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/hotline', ['postgres:', 'postgresql:']),
+    redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    redisPrefix: str(env, 'REDIS_PREFIX', 'hotline'),
+    ari: {
+      url: url(env, 'ARI_URL', 'http://127.0.0.1:8088', ['http:', 'https:']),
+      user: str(env, 'ARI_USER', 'hotline'),
+      password: str(env, 'ARI_PASSWORD', DEV_DEFAULTS.ARI_PASSWORD),
+      app: str(env, 'ARI_APP', 'hotline'),
+      startupTimeoutMs: int(env, 'ARI_STARTUP_TIMEOUT_SECONDS', 30, 0, 3600) * 1000,
+      requestTimeoutMs: int(env, 'ARI_REQUEST_TIMEOUT_MS', 5000, 100, 60000),
+    },
+    admin: {
+      user: str(env, 'HOTLINE_ADMIN_USER', DEV_DEFAULTS.HOTLINE_ADMIN_USER),
+      password: str(env, 'HOTLINE_ADMIN_PASSWORD', DEV_DEFAULTS.HOTLINE_ADMIN_PASSWORD),
+    },
+    tokenTtlHours: int(env, 'TOKEN_TTL_HOURS', 12, 1, 24 * 30),
+    agents: agents(env),
+    agentRingSeconds: int(env, 'AGENT_RING_SECONDS', 20, 5, 120),
+  };
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(config.ari.app)) throw new ConfigError(`ARI_APP must be a simple name, got "${config.ari.app}"`);
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(config.redisPrefix)) throw new ConfigError(`REDIS_PREFIX must be a simple name, got "${config.redisPrefix}"`);
+  if (nodeEnv === 'production') {
+    if (config.ari.password === DEV_DEFAULTS.ARI_PASSWORD) throw new ConfigError('ARI_PASSWORD must be set in production (the development default is refused)');
+    if (config.admin.user === DEV_DEFAULTS.HOTLINE_ADMIN_USER && config.admin.password === DEV_DEFAULTS.HOTLINE_ADMIN_PASSWORD) {
+      throw new ConfigError('HOTLINE_ADMIN_USER and HOTLINE_ADMIN_PASSWORD must be set in production (admin/admin is refused)');
+    }
+    if (config.admin.password.length < 12) throw new ConfigError('HOTLINE_ADMIN_PASSWORD must have at least 12 characters in production');
+  }
+  return Object.freeze({ ...config, ari: Object.freeze(config.ari), admin: Object.freeze(config.admin), agents: Object.freeze(config.agents) as AgentEndpoint[] });
+}

@@ -1,0 +1,71 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+/** numeric comes back from pg as a string; we write numbers */
+type Numeric = ColumnType<string | null, number | null | undefined, number | null>;
+
+export type Role = 'agent' | 'supervisor' | 'admin' | 'auditor';
+export type Disposition = 'answered' | 'abandoned' | 'ivr_completed' | 'voicemail' | 'restricted' | 'failed' | 'callback_requested';
+
+export interface UsersTable {
+  id: Generated<string>;
+  username: string;
+  password_hash: string;
+  role: Role;
+  agent_id: string | null;
+  disabled: Generated<boolean>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface AuthSessionsTable {
+  token_hash: string;
+  user_id: string;
+  created_at: Generated<Date>;
+  expires_at: Timestamp;
+}
+
+export interface CallsTable {
+  id: string;
+  direction: 'inbound' | 'outbound';
+  caller: string;
+  dialed: string;
+  line: string | null;
+  language: string | null;
+  ivr_path: ColumnType<string[], string[] | undefined, string[]>;
+  queue: string | null;
+  agents: ColumnType<string[], string[] | undefined, string[]>;
+  channel_id: string;
+  arrived_at: Timestamp;
+  ivr_done_at: NullableTimestamp;
+  queued_at: NullableTimestamp;
+  offered_at: NullableTimestamp;
+  answered_at: NullableTimestamp;
+  ended_at: NullableTimestamp;
+  wait_seconds: Numeric;
+  talk_seconds: Numeric;
+  disposition: Disposition | null;
+  end_reason: string | null;
+}
+
+export interface CallEventsTable {
+  id: Generated<string>;
+  call_id: string;
+  at: Timestamp;
+  type: string;
+  data: ColumnType<Record<string, unknown>, string, string>;
+}
+
+export interface Database {
+  users: UsersTable;
+  auth_sessions: AuthSessionsTable;
+  calls: CallsTable;
+  call_events: CallEventsTable;
+}
+
+export type UserRow = Selectable<UsersTable>;
+export type CallRow = Selectable<CallsTable>;
+export type NewCall = Insertable<CallsTable>;
+export type CallUpdate = Updateable<CallsTable>;
+export type CallEventRow = Selectable<CallEventsTable>;

@@ -1,0 +1,90 @@
+/** The Fastify application: no listen() here (main.ts owns it), so tests use inject() or a random port. */
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Logger } from 'pino';
+import type { AuthService, Principal } from '../auth/auth.service.js';
+import { authRoutes } from '../auth/auth.routes.js';
+import { callsRoutes } from '../calls/calls.routes.js';
+import type { Db } from '../db/db.js';
+import type { Role } from '../db/database.js';
+import { AppError, forbidden, unauthorized } from '../shared/errors.js';
+import { healthRoutes, type Readiness } from './health.routes.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+}
+
+export interface AppDeps {
+  log: Logger;
+  db: Db;
+  auth: AuthService;
+  readiness: Readiness;
+  metrics: () => string;
+}
+
+export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>;
+
+export async function buildApp(deps: AppDeps): Promise<App> {
+  const app = Fastify({
+    loggerInstance: deps.log.child({ module: 'http' }),
+    disableRequestLogging: false,
+    bodyLimit: 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.decorateRequest('principal', null);
+
+  app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
+    if (err instanceof AppError) {
+      return reply.status(err.status).send({ error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
+    }
+    const fe = err as FastifyError;
+    if (fe.validation) {
+      return reply.status(400).send({ error: { code: 'invalid-request', message: fe.message } });
+    }
+    const status = fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;
+    if (status < 500) {
+      const code = (fe.code ?? 'bad-request').replace(/^FST_ERR_/, '').toLowerCase().replace(/_/g, '-');
+      return reply.status(status).send({ error: { code, message: fe.message } });
+    }
+    req.log.error({ err }, 'request failed');
+    return reply.status(500).send({ error: { code: 'internal', message: 'internal error; the details are in the service log' } });
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply.status(404).send({ error: { code: 'not-found', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'Hainan 12345 hotline control plane', version: '1' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  const guard = createGuard(deps.auth);
+
+  await app.register(healthRoutes, { readiness: deps.readiness, metrics: deps.metrics });
+  await app.register(authRoutes, { prefix: '/api/v1/auth', auth: deps.auth });
+  await app.register(callsRoutes, { prefix: '/api/v1/calls', db: deps.db, guard });
+  return app;
+}
+
+export type Guard = (...roles: Role[]) => (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
+
+/** preHandler factory: a valid bearer token whose user has one of these roles */
+export function createGuard(auth: AuthService): Guard {
+  return (...roles) =>
+    async (req) => {
+      const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+      if (!m) throw unauthorized('missing Authorization: Bearer <token>');
+      req.principal = await auth.authenticate(m[1]!);
+      if (!roles.includes(req.principal.role)) throw forbidden();
+    };
+}

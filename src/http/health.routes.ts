@@ -1,0 +1,28 @@
+import type { FastifyPluginAsync } from 'fastify';
+
+export interface ReadinessReport {
+  ari: boolean;
+  redis: boolean;
+  postgres: boolean;
+}
+export type Readiness = () => Promise<ReadinessReport>;
+
+export const healthRoutes: FastifyPluginAsync<{ readiness: Readiness; metrics: () => string }> = async (app, opts) => {
+  app.get('/healthz', { schema: { tags: ['service'], summary: 'the process is alive' }, logLevel: 'warn' }, async () => ({ status: 'ok' }));
+
+  app.get(
+    '/readyz',
+    { schema: { tags: ['service'], summary: 'ARI connected, Redis and PostgreSQL reachable; 503 names what is down' }, logLevel: 'warn' },
+    async (_req, reply) => {
+      const report = await opts.readiness();
+      const down = Object.entries(report)
+        .filter(([, up]) => !up)
+        .map(([name]) => name);
+      return reply.status(down.length ? 503 : 200).send({ status: down.length ? 'unavailable' : 'ready', down, ...report });
+    },
+  );
+
+  app.get('/metrics', { schema: { tags: ['service'], summary: 'Prometheus text' }, logLevel: 'warn' }, async (_req, reply) =>
+    reply.type('text/plain; version=0.0.4').send(opts.metrics()),
+  );
+};

@@ -1,0 +1,39 @@
+/** Composition root of the process: config -> service -> signals. One clear line and exit 1 when start-up cannot succeed. */
+import { ConfigError, loadConfig } from './config/env.js';
+import { startService } from './service.js';
+import { createLogger } from './shared/logger.js';
+
+let config;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`hotline: configuration error: ${err.message}\n`);
+    process.exit(1);
+  }
+  throw err;
+}
+
+const log = createLogger(config.logLevel, { env: config.nodeEnv });
+
+try {
+  const service = await startService(config, log);
+  let signals = 0;
+  const onSignal = (signal: string) => {
+    if (++signals > 1) process.exit(1);
+    log.info({ signal }, 'signal received');
+    service.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+} catch (err) {
+  const message = err instanceof Error ? err.message : String(err);
+  log.fatal({ err }, 'start-up failed');
+  process.stderr.write(`hotline: start-up failed: ${message}\n`);
+  process.exit(1);
+}
+
+process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled rejection'));

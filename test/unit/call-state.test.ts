@@ -1,0 +1,26 @@
+import t from 'tap';
+import { IllegalTransition, dispositionOnEnd, transition } from '../../src/calls/call.state.js';
+
+t.test('the happy path of an answered call', async (t) => {
+  let s = transition('arrived', 'ivr');
+  s = transition(s, 'queue');
+  s = transition(s, 'offer');
+  s = transition(s, 'no_answer');
+  t.equal(s, 'queued', 'an unanswered offer puts the caller back in the queue');
+  s = transition(s, 'offer');
+  s = transition(s, 'agent_answered');
+  t.equal(s, 'talking');
+  t.equal(transition(s, 'end'), 'ended');
+});
+
+t.test('illegal transitions are refused with the states named', async (t) => {
+  t.throws(() => transition('ivr', 'agent_answered'), IllegalTransition);
+  t.throws(() => transition('ended', 'end'), { message: 'call cannot end while ended' });
+  t.throws(() => transition('talking', 'offer'), IllegalTransition);
+});
+
+t.test('disposition follows whether an agent answered', async (t) => {
+  t.equal(dispositionOnEnd('talking', true), 'answered');
+  t.equal(dispositionOnEnd('queued', false), 'abandoned');
+  t.equal(dispositionOnEnd('ivr', false), 'abandoned');
+});

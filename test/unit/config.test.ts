@@ -1,0 +1,46 @@
+import t from 'tap';
+import { ConfigError, loadConfig } from '../../src/config/env.js';
+
+t.test('given an empty environment, then development defaults that reach the local stack', async (t) => {
+  const c = loadConfig({});
+  t.equal(c.databaseUrl, 'postgres://postgres@127.0.0.1:5432/hotline');
+  t.equal(c.ari.url, 'http://127.0.0.1:8088');
+  t.equal(c.port, 3000);
+  t.same(c.agents, [{ agentId: '1001', endpoint: 'PJSIP/agent1001' }]);
+  t.ok(Object.isFrozen(c));
+});
+
+t.test('given a wrong value, then one line naming the variable', async (t) => {
+  const bad: Array<[Record<string, string>, RegExp]> = [
+    [{ DATABASE_URL: 'not a url' }, /^DATABASE_URL is not a valid URL/],
+    [{ DATABASE_URL: 'mysql://x@127.0.0.1/db' }, /^DATABASE_URL must start with postgres:/],
+    [{ ARI_URL: 'ftp://127.0.0.1:8088' }, /^ARI_URL must start with http:/],
+    [{ ARI_URL: '127.0.0.1:8088' }, /^ARI_URL/],
+    [{ REDIS_URL: 'http://127.0.0.1' }, /^REDIS_URL/],
+    [{ PORT: '80a' }, /^PORT must be a whole number/],
+    [{ PORT: '70000' }, /^PORT must be between/],
+    [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL must be one of/],
+    [{ HOTLINE_AGENTS: 'agent1001' }, /^HOTLINE_AGENTS entries/],
+    [{ ARI_APP: 'bad app' }, /^ARI_APP/],
+  ];
+  for (const [env, re] of bad) {
+    t.throws(() => loadConfig(env), re, JSON.stringify(env));
+    try {
+      loadConfig(env);
+    } catch (err) {
+      t.type(err, ConfigError);
+      t.notMatch((err as Error).message, /\n/, 'one line');
+    }
+  }
+});
+
+t.test('given production, then development secrets are refused', async (t) => {
+  t.throws(() => loadConfig({ NODE_ENV: 'production' }), /ARI_PASSWORD must be set in production/);
+  t.throws(() => loadConfig({ NODE_ENV: 'production', ARI_PASSWORD: 's3cret-ari' }), /HOTLINE_ADMIN_USER and HOTLINE_ADMIN_PASSWORD/);
+  const ok = loadConfig({ NODE_ENV: 'production', ARI_PASSWORD: 's3cret-ari', HOTLINE_ADMIN_USER: 'ops', HOTLINE_ADMIN_PASSWORD: 'a-long-password!' });
+  t.equal(ok.admin.user, 'ops');
+});
+
+t.test('a password in a URL never reaches the message', async (t) => {
+  t.throws(() => loadConfig({ DATABASE_URL: 'mysql://u:topsecret@h/db' }), { message: /u:\*\*\*@/ });
+});
