@@ -13,7 +13,7 @@
 import ari from 'ari-client';
 import type { Logger } from 'pino';
 import {
-  AriAuthError,
+  AriMisconfigured,
   AriConflict,
   AriGone,
   AriUnavailable,
@@ -37,6 +37,11 @@ export interface AriClientOptions {
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- ari-client ships no types */
 type RawClient = any;
+
+// swagger-client 2.0 (under ari-client) defines an implicit global `log` that console.logs every
+// connect ("deprecated version of Swagger") and keeps every message in log.history forever.
+// Replace it once with a no-op so stdout stays one JSON line per event and nothing accumulates.
+(globalThis as any).log = () => undefined;
 
 const EVENT_TYPES = ['StasisStart', 'StasisEnd', 'ChannelDestroyed', 'ChannelDtmfReceived', 'PlaybackFinished', 'ApplicationReplaced'] as const;
 const HEARTBEAT_MS = 5000;
@@ -105,14 +110,15 @@ async function probe(opts: AriClientOptions): Promise<void> {
     });
   } catch (err) {
     const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
+    if (cause.startsWith('HPE_') || cause === 'UND_ERR_SOCKET') throw new AriMisconfigured(`ARI_URL ${opts.url} does not answer HTTP (${cause}); is it the Asterisk HTTP port?`);
     throw new AriUnavailable(`cannot reach Asterisk ARI at ARI_URL ${opts.url}: ${cause}`);
   }
   await res.arrayBuffer().catch(() => undefined);
   if (res.status === 401 || res.status === 403) {
-    throw new AriAuthError(`ARI_URL ${opts.url} refused ARI_USER "${opts.user}" and its password (HTTP ${res.status})`);
+    throw new AriMisconfigured(`ARI_URL ${opts.url} refused ARI_USER "${opts.user}" and its password (HTTP ${res.status})`);
   }
   if (!res.ok || !(res.headers.get('content-type') ?? '').includes('json')) {
-    throw new AriAuthError(`ARI_URL ${opts.url} does not look like Asterisk ARI (HTTP ${res.status} at /ari/asterisk/info)`);
+    throw new AriMisconfigured(`ARI_URL ${opts.url} does not look like Asterisk ARI (HTTP ${res.status} at /ari/asterisk/info)`);
   }
 }
 
@@ -147,7 +153,7 @@ export class AriClient implements AriPort {
 
   /**
    * First connection. Retries while Asterisk refuses connections, up to startupTimeoutMs;
-   * a wrong URL or password fails at once (AriAuthError).
+   * a wrong URL or password fails at once (AriMisconfigured).
    */
   async start(): Promise<void> {
     const deadline = Date.now() + this.opts.startupTimeoutMs;
@@ -157,7 +163,7 @@ export class AriClient implements AriPort {
         await this.connectOnce();
         return;
       } catch (err) {
-        if (err instanceof AriAuthError || Date.now() + delay > deadline || this.closing) throw err;
+        if (err instanceof AriMisconfigured || Date.now() + delay > deadline || this.closing) throw err;
         this.log.warn({ err: (err as Error).message }, 'ARI not reachable yet, retrying');
         await sleep(delay);
         delay = Math.min(delay * 2, MAX_BACKOFF_MS);

@@ -38,9 +38,9 @@ export class AriConflict extends Error {
 export class AriUnavailable extends Error {
   override name = 'AriUnavailable';
 }
-/** ARI_URL answered but refused our user and password: never fixes itself, start-up stops. */
-export class AriAuthError extends Error {
-  override name = 'AriAuthError';
+/** ARI_URL answered but is not ARI, or refused our user and password: never fixes itself, start-up stops. */
+export class AriMisconfigured extends Error {
+  override name = 'AriMisconfigured';
 }
 
 export interface OriginateRequest {

@@ -18,6 +18,15 @@ declare module 'fastify' {
   }
 }
 
+/** Fastify's own client errors, under the names our clients see */
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported-media-type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid-request',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid-json',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'invalid-json',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'body-too-large',
+};
+
 export interface AppDeps {
   log: Logger;
   db: Db;
@@ -31,7 +40,6 @@ export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>;
 export async function buildApp(deps: AppDeps): Promise<App> {
   const app = Fastify({
     loggerInstance: deps.log.child({ module: 'http' }),
-    disableRequestLogging: false,
     bodyLimit: 1024 * 1024,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -48,7 +56,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     }
     const status = fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;
     if (status < 500) {
-      const code = (fe.code ?? 'bad-request').replace(/^FST_ERR_/, '').toLowerCase().replace(/_/g, '-');
+      const code = FASTIFY_CODES[fe.code ?? ''] ?? (fe.code ?? 'bad-request').replace(/^FST_ERR_/, '').toLowerCase().replace(/_/g, '-');
       return reply.status(status).send({ error: { code, message: fe.message } });
     }
     req.log.error({ err }, 'request failed');

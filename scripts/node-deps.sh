@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Install the node modules when they are missing or older than package-lock.json (npm ci: exactly the lock).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "[setup] installing node modules (npm ci)"
+  npm ci --no-audit --no-fund
+fi

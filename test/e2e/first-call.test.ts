@@ -1,0 +1,95 @@
+/**
+ * The first call, end to end on the real stack: SIPp caller -> Asterisk 22 -> the control plane (ARI)
+ * -> SIPp agent phone, with the call record in PostgreSQL and nothing left behind in Asterisk.
+ * Agent 1001's phone is PJSIP/agent1001, a static contact at 127.0.0.1:5091 (config/asterisk/pjsip.conf).
+ */
+import t, { type Test } from 'tap';
+import { runSipp, startSipp } from '../sipp/sipp.js';
+import { ariBridges, ariChannels, getJson, login, resetAri, startTestService, waitFor } from '../helpers/stack.js';
+
+const AGENT_PORT = 5091;
+
+await resetAri();
+const service = await startTestService(t, 'first-call', { HOTLINE_AGENTS: '1001:PJSIP/agent1001', AGENT_RING_SECONDS: '15' });
+const token = await login(service.url);
+
+async function recordOf(caller: string, disposition?: string): Promise<any> {
+  return waitFor(
+    async () => {
+      const r = await getJson(service.url, `/api/v1/calls?caller=${caller}&limit=1`, token);
+      const call = r.body.items?.[0];
+      return call && call.endedAt && (!disposition || call.disposition === disposition) ? call : undefined;
+    },
+    15_000,
+    `the call record of ${caller}`,
+  );
+}
+
+async function assertNothingLeft(t: Test): Promise<void> {
+  const channels = await waitFor(async () => ((await ariChannels()).length === 0 ? [] : undefined), 5000, 'no channels in Asterisk').catch(async () => ariChannels());
+  t.same(channels, [], 'no channel left in Asterisk');
+  t.same(await ariBridges(), [], 'no bridge left in Asterisk');
+}
+
+t.test('given a free agent, when a citizen dials 12345 and presses 1, then the agent answers, they talk, and the record says answered', async (t) => {
+  const caller = `1390000${String(Date.now()).slice(-4)}`;
+  const agent = await startSipp({ scenario: 'agent-answer', localPort: AGENT_PORT, calls: 1, vars: { ring_ms: '500' } });
+  const call = await runSipp({
+    scenario: 'caller-dtmf',
+    remote: '127.0.0.1:5060',
+    service: '12345',
+    callerNumber: caller,
+    vars: { digit: '1', talk_ms: '6000' },
+    timeoutSeconds: 40,
+  });
+  const agentResult = await agent.stop();
+
+  t.equal(call.failed, 0, `caller side failed 0 (SIPp errors: ${call.errors.join(' | ')})`);
+  t.equal(call.succeeded, 1, 'caller side: 1 call completed cleanly (200 to its BYE)');
+  t.equal(agentResult.succeeded, 1, 'agent side: 1 call answered and ended cleanly');
+  t.equal(agentResult.failed, 0, 'agent side failed 0');
+
+  const rec = await recordOf(caller, 'answered');
+  t.equal(rec.disposition, 'answered');
+  t.equal(rec.dialed, '12345');
+  t.equal(rec.queue, 'general');
+  t.same(rec.agents, ['1001'], 'the right agent');
+  t.ok(rec.waitSeconds !== null && rec.waitSeconds < 5, `waited ${rec.waitSeconds} s, under a few seconds`);
+  t.ok(rec.talkSeconds !== null && rec.talkSeconds >= 1, `talked ${rec.talkSeconds} s`);
+  t.ok(rec.answeredAt && rec.endedAt && rec.answeredAt < rec.endedAt, 'answered before it ended');
+  const types = rec.events.map((e: { type: string }) => e.type);
+  t.same(
+    types.filter((x: string) => ['arrived', 'ivr.digit', 'queued', 'agent.offered', 'agent.answered', 'ended'].includes(x)),
+    ['arrived', 'ivr.digit', 'queued', 'agent.offered', 'agent.answered', 'ended'],
+    'events in order',
+  );
+  t.equal(rec.events.at(-1).data.by, 'caller', 'the caller hung up');
+  await assertNothingLeft(t);
+});
+
+t.test('given the agent phone rings but nobody answers, when the caller hangs up while queued, then abandoned and nothing left', async (t) => {
+  const caller = `1390001${String(Date.now()).slice(-4)}`;
+  const agent = await startSipp({ scenario: 'agent-ring-no-answer', localPort: AGENT_PORT, calls: 1 });
+  const call = await runSipp({
+    scenario: 'caller-abandon',
+    remote: '127.0.0.1:5060',
+    service: '12345',
+    callerNumber: caller,
+    vars: { digit: '1', hold_ms: '3000' },
+    timeoutSeconds: 40,
+  });
+  const agentResult = await agent.stop();
+  t.equal(call.succeeded, 1, 'caller side ended cleanly');
+  t.equal(agentResult.succeeded, 1, "the agent's ringing phone was cancelled cleanly");
+
+  const rec = await recordOf(caller, 'abandoned');
+  t.equal(rec.disposition, 'abandoned');
+  t.same(rec.agents, [], 'no agent took part');
+  t.ok(rec.queuedAt, 'it had reached the queue');
+  t.equal(rec.answeredAt, null);
+  t.ok(rec.waitSeconds >= 2, `waited ${rec.waitSeconds} s before giving up`);
+  const types = rec.events.map((e: { type: string }) => e.type);
+  t.ok(types.includes('agent.offered'), 'the agent was offered the call');
+  t.ok(types.includes('agent.no_answer'), 'and did not answer');
+  await assertNothingLeft(t);
+});
