@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # npm test: provision what the tests need with the same scripts as `npm run up`, type-check, run the whole suite.
-# Extra arguments go to tap (e.g. `npm test -- test/unit`).
+# Extra arguments go to tap instead of the whole suite (e.g. `npm test -- test/unit/*.test.ts`).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -10,4 +10,4 @@ bash scripts/provision.sh hotline_test
 echo "[setup] type-checking"
 npx tsc -p tsconfig.test.json
 if [ "$#" -gt 0 ]; then exec npx tap "$@"; fi
-exec npx tap test/unit test/integration test/e2e
+exec npx tap test/unit/*.test.ts test/integration/*.test.ts test/e2e/*.test.ts
