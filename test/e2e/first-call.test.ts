@@ -93,3 +93,28 @@ t.test('given the agent phone rings but nobody answers, when the caller hangs up
   t.ok(types.includes('agent.no_answer'), 'and did not answer');
   await assertNothingLeft(t);
 });
+
+t.test('given a wrong key then a right one, when the agent hangs up first, then the caller is hung up and the record says so', async (t) => {
+  const caller = `1390002${String(Date.now()).slice(-4)}`;
+  const agent = await startSipp({ scenario: 'agent-answer-hangup', localPort: AGENT_PORT, calls: 1, vars: { ring_ms: '300', talk_ms: '2000' } });
+  // "7" is not on the menu: the caller hears the invalid-key prompt, and "1" typed ahead during it counts
+  const call = await runSipp({
+    scenario: 'caller-dtmf-wait-bye',
+    remote: '127.0.0.1:5060',
+    service: '12345',
+    callerNumber: caller,
+    vars: { digit: '71', bye_timeout_ms: '20000' },
+    timeoutSeconds: 40,
+  });
+  const agentResult = await agent.stop();
+  t.equal(call.succeeded, 1, 'the caller got a BYE from the hotline and answered it');
+  t.equal(agentResult.succeeded, 1, 'the agent hung up cleanly');
+
+  const rec = await recordOf(caller, 'answered');
+  const digits = rec.events.filter((e: { type: string }) => e.type === 'ivr.digit').map((e: { data: unknown }) => e.data);
+  t.same(digits, [{ digit: '7', valid: false }, { digit: '1', valid: true }], 'the wrong key was refused, the right one taken');
+  t.same(rec.ivrPath, ['main', '1:consultation']);
+  t.same(rec.agents, ['1001']);
+  t.equal(rec.events.at(-1).data.by, 'agent', 'the agent ended the call');
+  await assertNothingLeft(t);
+});
