@@ -13,6 +13,13 @@ await resetAri();
 const service = await startTestService(t, 'first-call', { HOTLINE_AGENTS: '1001:PJSIP/agent1001', AGENT_RING_SECONDS: '15' });
 const token = await login(service.url);
 
+/** one citizen's call to 12345 with this caller scenario, while the agent phone runs agentScenario */
+async function callWithAgent(caller: string, callerScenario: string, vars: Record<string, string>, agentScenario: string, agentVars: Record<string, string> = {}) {
+  const agent = await startSipp({ scenario: agentScenario, localPort: AGENT_PORT, calls: 1, vars: agentVars });
+  const call = await runSipp({ scenario: callerScenario, remote: '127.0.0.1:5060', service: '12345', callerNumber: caller, vars, timeoutSeconds: 40 });
+  return { call, agent: await agent.stop() };
+}
+
 async function recordOf(caller: string, disposition?: string): Promise<any> {
   return waitFor(
     async () => {
@@ -33,16 +40,7 @@ async function assertNothingLeft(t: Test): Promise<void> {
 
 t.test('given a free agent, when a citizen dials 12345 and presses 1, then the agent answers, they talk, and the record says answered', async (t) => {
   const caller = `1390000${String(Date.now()).slice(-4)}`;
-  const agent = await startSipp({ scenario: 'agent-answer', localPort: AGENT_PORT, calls: 1, vars: { ring_ms: '500' } });
-  const call = await runSipp({
-    scenario: 'caller-dtmf',
-    remote: '127.0.0.1:5060',
-    service: '12345',
-    callerNumber: caller,
-    vars: { digit: '1', talk_ms: '6000' },
-    timeoutSeconds: 40,
-  });
-  const agentResult = await agent.stop();
+  const { call, agent: agentResult } = await callWithAgent(caller, 'caller-dtmf', { digit: '1', talk_ms: '6000' }, 'agent-answer', { ring_ms: '500' });
 
   t.equal(call.failed, 0, `caller side failed 0 (SIPp errors: ${call.errors.join(' | ')})`);
   t.equal(call.succeeded, 1, 'caller side: 1 call completed cleanly (200 to its BYE)');
@@ -69,16 +67,7 @@ t.test('given a free agent, when a citizen dials 12345 and presses 1, then the a
 
 t.test('given the agent phone rings but nobody answers, when the caller hangs up while queued, then abandoned and nothing left', async (t) => {
   const caller = `1390001${String(Date.now()).slice(-4)}`;
-  const agent = await startSipp({ scenario: 'agent-ring-no-answer', localPort: AGENT_PORT, calls: 1 });
-  const call = await runSipp({
-    scenario: 'caller-abandon',
-    remote: '127.0.0.1:5060',
-    service: '12345',
-    callerNumber: caller,
-    vars: { digit: '1', hold_ms: '3000' },
-    timeoutSeconds: 40,
-  });
-  const agentResult = await agent.stop();
+  const { call, agent: agentResult } = await callWithAgent(caller, 'caller-abandon', { digit: '1', hold_ms: '3500' }, 'agent-ring-no-answer');
   t.equal(call.succeeded, 1, 'caller side ended cleanly');
   t.equal(agentResult.succeeded, 1, "the agent's ringing phone was cancelled cleanly");
 
@@ -96,17 +85,14 @@ t.test('given the agent phone rings but nobody answers, when the caller hangs up
 
 t.test('given a wrong key then a right one, when the agent hangs up first, then the caller is hung up and the record says so', async (t) => {
   const caller = `1390002${String(Date.now()).slice(-4)}`;
-  const agent = await startSipp({ scenario: 'agent-answer-hangup', localPort: AGENT_PORT, calls: 1, vars: { ring_ms: '300', talk_ms: '2000' } });
   // "7" is not on the menu: the caller hears the invalid-key prompt, and "1" typed ahead during it counts
-  const call = await runSipp({
-    scenario: 'caller-dtmf-wait-bye',
-    remote: '127.0.0.1:5060',
-    service: '12345',
-    callerNumber: caller,
-    vars: { digit: '71', bye_timeout_ms: '20000' },
-    timeoutSeconds: 40,
-  });
-  const agentResult = await agent.stop();
+  const { call, agent: agentResult } = await callWithAgent(
+    caller,
+    'caller-dtmf-wait-bye',
+    { digit: '71', bye_timeout_ms: '20000' },
+    'agent-answer-hangup',
+    { ring_ms: '300', talk_ms: '2000' },
+  );
   t.equal(call.succeeded, 1, 'the caller got a BYE from the hotline and answered it');
   t.equal(agentResult.succeeded, 1, 'the agent hung up cleanly');
 

@@ -85,27 +85,11 @@ export interface SippOptions {
   label?: string;
 }
 
-export interface SippResult {
+export interface SippResult extends StatSummary {
   /** SIPp's exit code (see the module comment); 128 + n when killed by signal n. */
   exitCode: number;
   /** The signal that ended SIPp, if it did not exit by itself. */
   signal: NodeJS.Signals | null;
-  /** TotalCallCreated (for a UAS: incoming calls, including any out-of-dialog request it received). */
-  attempted: number;
-  /** SuccessfulCall(C). */
-  succeeded: number;
-  /** FailedCall(C). */
-  failed: number;
-  /** CurrentCall: calls still open when SIPp stopped (timed out or stopped mid-call); 0 after a clean run. */
-  openCalls: number;
-  /** CallLength(C): average length of the calls (successful and failed) in ms. */
-  callLengthMs: { avg: number };
-  /** ResponseTime<name>(C) for each rtd the scenario defines ('answer', '1', ...), average in ms. */
-  responseTimeMs: Record<string, { avg: number }>;
-  /** The scenario's own counters (counter="name" on a message), cumulative. */
-  counters: Record<string, number>;
-  /** The whole last row of the stat CSV, column name -> raw value. */
-  stats: Record<string, string>;
   /** Wall time of the sipp run. */
   durationMs: number;
   /** SIPp's global timeout was reached (or the wrapper had to kill it). */
@@ -317,14 +301,23 @@ export function sippDurationMs(value: string | undefined): number {
   return ((Number(h) * 60 + Number(mi)) * 60 + Number(s)) * 1000 + Number(us) / 1000;
 }
 
+/** What the stat CSV's last row says. */
 export interface StatSummary {
+  /** TotalCallCreated (for a UAS: incoming calls, including any out-of-dialog request it received). */
   attempted: number;
+  /** SuccessfulCall(C). */
   succeeded: number;
+  /** FailedCall(C). */
   failed: number;
+  /** CurrentCall: calls still open when SIPp stopped (timed out or stopped mid-call); 0 after a clean run. */
   openCalls: number;
+  /** CallLength(C): average length of the calls (successful and failed) in ms. */
   callLengthMs: { avg: number };
+  /** ResponseTime<name>(C) for each rtd the scenario defines ('answer', '1', ...), average in ms. */
   responseTimeMs: Record<string, { avg: number }>;
+  /** The scenario's own counters (counter="name" on a message), cumulative. */
   counters: Record<string, number>;
+  /** The whole last row of the stat CSV, column name -> raw value. */
   stats: Record<string, string>;
 }
 
