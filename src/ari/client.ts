@@ -362,6 +362,28 @@ export class AriClient implements AriPort {
     },
   };
 
+  readonly config = {
+    put: async (configClass: string, objectType: string, id: string, fields: Record<string, string>) => {
+      const list = Object.entries(fields).map(([attribute, value]) => ({ attribute, value }));
+      await this.call(`put ${objectType} ${id}`, (c) => c.asterisk.updateObject({ configClass, objectType, id, fields: list }));
+    },
+    get: async (configClass: string, objectType: string, id: string) => {
+      try {
+        const list = (await this.call(`get ${objectType} ${id}`, (c) => c.asterisk.getObject({ configClass, objectType, id }))) as Array<{
+          attribute: string;
+          value: string;
+        }>;
+        return Object.fromEntries(list.map((f) => [f.attribute, f.value]));
+      } catch (err) {
+        if (err instanceof AriGone) return null;
+        throw err;
+      }
+    },
+    delete: async (configClass: string, objectType: string, id: string) => {
+      await this.call(`delete ${objectType} ${id}`, (c) => c.asterisk.deleteObject({ configClass, objectType, id }));
+    },
+  };
+
   async close(): Promise<void> {
     this.closing = true;
     if (this.heartbeat) clearInterval(this.heartbeat);

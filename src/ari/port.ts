@@ -79,11 +79,22 @@ export interface Playbacks {
   stop(playbackId: string): Promise<void>;
 }
 
+/** ARI push configuration (sorcery objects such as PJSIP endpoints, AORs and auths) */
+export interface DynamicConfig {
+  /** create or replace an object, e.g. put('res_pjsip', 'endpoint', 'agent1001', { context: 'agents', ... }) */
+  put(configClass: string, objectType: string, id: string, fields: Record<string, string>): Promise<void>;
+  /** the object's fields, or null when it does not exist */
+  get(configClass: string, objectType: string, id: string): Promise<Record<string, string> | null>;
+  /** AriGone when it does not exist */
+  delete(configClass: string, objectType: string, id: string): Promise<void>;
+}
+
 export interface AriPort {
   readonly connected: boolean;
   readonly channels: Channels;
   readonly bridges: Bridges;
   readonly playbacks: Playbacks;
+  readonly config: DynamicConfig;
   /** subscribe to application events; returns the unsubscribe function */
   onEvent(handler: (event: AriEvent) => void): () => void;
   /** 'up' on every (re)connection of the event socket, 'down' when it is lost */
