@@ -5,7 +5,14 @@
 import { sql } from 'kysely';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { createAgentPool } from './acd/agent-pool.js';
+import { createQueuesConfig, type QueuesConfigStore } from './acd/queues.config.js';
+import { createRedisEngine } from './acd/redis-engine.js';
+import { createQueueStats } from './acd/queues.stats.js';
+import type { AcdEngine } from './acd/engine.js';
+import { createAgentStates, type AgentStates } from './agents/agent-states.js';
+import { createAgentProvisioning } from './agents/agents.provisioning.js';
+import { createAgentsService, type AgentsService } from './agents/agents.service.js';
+import { startAgentSweeper } from './agents/agent-sweeper.js';
 import { AriClient } from './ari/client.js';
 import { createAuthService } from './auth/auth.service.js';
 import { createCallRouter, type CallRouter } from './calls/calls.stasis.js';
@@ -23,6 +30,10 @@ export interface Service {
   redis: Redis;
   ari: AriClient;
   calls: CallRouter;
+  engine: AcdEngine;
+  agentStates: AgentStates;
+  agents: AgentsService;
+  queues: QueuesConfigStore;
   /** the address the HTTP API listens on */
   url: string;
   readiness(): Promise<ReadinessReport>;
@@ -50,19 +61,61 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
 
   const redis = createRedis(config.redisUrl);
   await connectRedis(redis, config.redisUrl);
+  // pub/sub needs a connection of its own (a subscribed connection cannot run commands)
+  const subscriber = createRedis(config.redisUrl);
+  await connectRedis(subscriber, config.redisUrl);
   const keys = createKeys(config.redisPrefix);
+  const queues = createQueuesConfig(config.queuesFile, log);
+  const engine = createRedisEngine({ redis, subscriber, keys, log });
+  const agentStates = createAgentStates({ engine, db, log });
 
   const auth = createAuthService(db, { tokenTtlHours: config.tokenTtlHours });
   await auth.ensureAdmin(config.admin.user, config.admin.password);
 
   const ari = new AriClient({ ...config.ari, log });
+  // agents: accounts, skills, phones; the phones are pushed to Asterisk on every ARI (re)connection
+  const agentPhones = createAgentProvisioning({ db, ari, log });
+  ari.onConnection((state) => agentPhones.connectionChanged(state));
+  const agents = createAgentsService({
+    db,
+    provisioning: agentPhones,
+    log,
+    liveState: async (id) => {
+      const a = await engine.getAgent(id);
+      return a && { state: a.state, reason: a.reason, since: new Date(a.since).toISOString() };
+    },
+  });
+  // the ACD's live agent records follow PostgreSQL: all of them at start, then every change
+  const toEngine = async (id: string) => {
+    const a = (await agents.listActive()).find((x) => x.id === id);
+    if (a) await engine.upsertAgent(a.id, Object.fromEntries(a.skills.map((s) => [s.skill, s.level])), a.endpoint);
+    else await engine.removeAgent(id);
+  };
+  if (config.nodeEnv === 'development' && (await agents.listActive()).length === 0) {
+    // a fresh development machine can take a call right after `npm run up`: one demo agent whose desk phone
+    // is whatever answers at 127.0.0.1:5091 (README: place a test call). Never in production or tests.
+    await agents.create({
+      employeeNo: '1001',
+      name: 'Demo agent 1001',
+      password: 'agent1001',
+      role: 'agent',
+      skills: ['general', 'en', '12333', '12329', '4009513513', '95198', '12367'].map((skill) => ({ skill, level: 5 })),
+      phone: { uri: 'sip:agent1001@127.0.0.1:5091' },
+    });
+    log.warn('development: created demo agent 1001 (password agent1001, phone sip:agent1001@127.0.0.1:5091)');
+  }
+  for (const a of await agents.listActive()) await engine.upsertAgent(a.id, Object.fromEntries(a.skills.map((s) => [s.skill, s.level])), a.endpoint);
+  agents.onChange((c) => toEngine(c.agentId));
   const calls = createCallRouter({
     ari,
     db,
     redis,
     keys,
-    agents: createAgentPool(redis, keys, config.agents),
-    agentRingSeconds: config.agentRingSeconds,
+    engine,
+    agentStates,
+    queues,
+    repeatCallerDays: config.repeatCallerDays,
+    defaultHandleSeconds: config.defaultHandleSeconds,
     log,
   });
   ari.onEvent((e) => calls.handle(e));
@@ -75,6 +128,8 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
     }
   });
   await ari.start();
+  await agentPhones.idle(); // the first push of agents' phones (started by 'up') is done before the API answers
+  const stopSweeper = startAgentSweeper({ engine, agentStates, queues, redis, keys, log });
 
   const readiness = async (): Promise<ReadinessReport> => {
     const [redisUp, pgUp] = await Promise.all([probe(redis.ping()), probe(sql`select 1`.execute(db))]);
@@ -94,7 +149,8 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
       '',
     ].join('\n');
 
-  const app = await buildApp({ log, db, auth, readiness, metrics });
+  const queueStats = createQueueStats({ db, engine, queues, defaultHandleSeconds: config.defaultHandleSeconds });
+  const app = await buildApp({ log, db, auth, engine, agentStates, agents, queues, queueStats, readiness, metrics });
   const url = await app.listen({ host: config.host, port: config.port });
   log.info({ url, ariApp: config.ari.app, startupMs: Date.now() - started }, 'hotline control plane ready');
 
@@ -103,12 +159,16 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
     (stopping ??= (async () => {
       log.info('stopping');
       await app.close().catch((err) => log.warn({ err }, 'http close failed'));
+      stopSweeper();
       await calls.drain(5000);
       await ari.close();
+      queues.close();
+      await engine.close().catch(() => undefined);
+      subscriber.disconnect();
       redis.disconnect();
       await db.destroy().catch(() => undefined);
       log.info('stopped');
     })());
 
-  return { app, db, redis, ari, calls, url, readiness, stop };
+  return { app, db, redis, ari, calls, engine, agentStates, agents, queues, url, readiness, stop };
 }

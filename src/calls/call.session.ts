@@ -12,14 +12,17 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { AgentPool } from '../acd/agent-pool.js';
-import type { AgentEndpoint } from '../config/env.js';
+import type { AcdEngine } from '../acd/engine.js';
+import type { QueueConfig, QueuesConfigStore } from '../acd/queues.config.js';
+import type { AgentStates } from '../agents/agent-states.js';
 import type { Db } from '../db/db.js';
 import type { CallUpdate } from '../db/database.js';
 import { AriGone, ignoreGone, type AriPort, type ChannelInfo } from '../ari/port.js';
+import { estimateWaitSeconds } from '../acd/estimate.js';
+import { requestCallback } from '../callbacks/callbacks.repo.js';
 import { asteriskIds, type Keys } from '../redis/keys.js';
 import { normalizePhone } from '../shared/phone.js';
-import { addCallAgent, appendCallEvent, insertCall, updateCall } from './calls.repo.js';
+import { addCallAgent, appendCallEvent, insertCall, lastAgentOf, updateCall } from './calls.repo.js';
 import { dispositionOnEnd, transition, type CallEvent, type CallState } from './call.state.js';
 
 export interface SessionDeps {
@@ -27,8 +30,13 @@ export interface SessionDeps {
   db: Db;
   redis: Redis;
   keys: Keys;
-  agents: AgentPool;
-  agentRingSeconds: number;
+  engine: AcdEngine;
+  agentStates: AgentStates;
+  queues: QueuesConfigStore;
+  /** a repeat caller within this many days is offered first to the agent of its last answered call */
+  repeatCallerDays: number;
+  /** average handle time used for the estimated wait until there is history (seconds) */
+  defaultHandleSeconds: number;
   log: Logger;
   /** the router maps ARI events of this channel to this session */
   track(channelId: string, session: CallSession): void;
@@ -45,14 +53,16 @@ const MENU: Record<string, { queue: string; label: string }> = {
 const MENU_ATTEMPTS = 3;
 const DIGIT_TIMEOUT_MS = 5000;
 const PROMPT_MAX_MS = 60_000;
-const NO_AGENT_POLL_MS = 1000;
+/** lines whose caller hears the 12345 main menu; any other dialed number that names a queue goes straight to it */
+const MAIN_LINES = new Set(['12345', '089812345']);
+/** a waiting caller re-tries routing at least this often (skill relaxation needs no event to kick in) */
+const QUEUE_POLL_MS = 1000;
 const LIVE_TTL_S = 6 * 3600;
-const TALK_LOCK_MS = 4 * 3600 * 1000;
 
 type PromptResult = { status: 'matched'; digit: string } | { status: 'timeout' } | { status: 'hangup' } | { status: 'failed' };
 
 interface AgentLeg {
-  agent: AgentEndpoint;
+  agentId: string;
   channelId: string;
   answered: boolean;
   gone: boolean;
@@ -78,7 +88,18 @@ export class CallSession {
   private answeredAt: Date | null = null;
   private offeredAt: Date | null = null;
   private bridgeCreated = false;
+  private mohOn = false;
+  private queue: QueueConfig | null = null;
+  /** first time the call entered any queue (max wait, FIFO place) and this queue (overflow) */
+  private firstQueuedAt = 0;
+  private queueEnteredAt = 0;
+  private priority = 0;
+  private preferredAgent: string | undefined;
+  private wrapUpTimer: NodeJS.Timeout | null = null;
+  private unsubscribeWake: (() => void) | null = null;
+  private ivrPath: string[] = [];
   private readonly waiters = new Set<() => void>();
+  private outcome: 'callback_requested' | null = null;
   private writes: Promise<void> = Promise.resolve();
 
   constructor(
@@ -116,7 +137,7 @@ export class CallSession {
     } else if (this.leg && channelId === this.leg.channelId && !this.leg.gone) {
       this.leg.gone = true;
       if (this.leg.answered) this.endedBy ??= 'agent';
-      this.log.info({ agentId: this.leg.agent.agentId, cause }, this.leg.answered ? 'agent hung up' : 'agent leg ended unanswered');
+      this.log.info({ agentId: this.leg.agentId, cause }, this.leg.answered ? 'agent hung up' : 'agent leg ended unanswered');
     }
     this.wake();
   }
@@ -163,25 +184,26 @@ export class CallSession {
 
   private async flow(): Promise<void> {
     await this.deps.ari.channels.answer(this.callerChannelId);
-    this.move('ivr');
-    this.event('ivr.started', { menu: 'main' });
-
-    const choice = await this.mainMenu();
-    if (!choice) return;
-
-    this.move('queue');
-    const queuedAt = new Date();
-    this.update({ queue: choice.queue, queued_at: queuedAt, ivr_done_at: queuedAt, ivr_path: choice.path });
-    this.event('queued', { queue: choice.queue });
-    await this.deps.ari.bridges.create(this.bridgeId, 'mixing', `call ${this.id}`);
-    this.bridgeCreated = true;
-    await this.deps.ari.bridges.addChannel(this.bridgeId, [this.callerChannelId]);
-    await this.deps.ari.bridges.startMoh(this.bridgeId);
-
-    while (!this.callerGone) {
-      const talked = await this.offerToNextAgent();
-      if (talked) return;
+    let queueId: string;
+    if (MAIN_LINES.has(this.dialed) || !this.deps.queues.get(this.dialed)) {
+      if (!MAIN_LINES.has(this.dialed)) this.log.warn('no queue for this dialed number; the main menu takes it');
+      this.move('ivr');
+      this.event('ivr.started', { menu: 'main' });
+      const choice = await this.mainMenu();
+      if (!choice) return;
+      queueId = choice.queue;
+      this.ivrPath = choice.path;
+    } else {
+      queueId = this.dialed; // a special line: its own queue
+      this.ivrPath = ['line'];
     }
+    if (!this.deps.queues.get(queueId)) {
+      this.log.error({ queue: queueId }, 'queue missing from queues.yaml; using general');
+      queueId = 'general';
+    }
+    const repeat = await lastAgentOf(this.deps.db, this.caller, this.deps.repeatCallerDays).catch(() => null);
+    if (repeat) this.preferredAgent = repeat;
+    await this.waitInQueue(queueId);
   }
 
   private async mainMenu(): Promise<{ queue: string; path: string[] } | null> {
@@ -201,72 +223,207 @@ export class CallSession {
     return { queue: 'general', path: ['main', 'no-input'] };
   }
 
-  /** ring one free agent; true when the call was answered and has now ended */
-  private async offerToNextAgent(): Promise<boolean> {
-    const ringMs = this.deps.agentRingSeconds * 1000;
-    const agent = await this.deps.agents.reserve(this.id, ringMs + 10_000);
-    if (!agent) {
-      await this.waitFor(() => (this.callerGone ? true : undefined), NO_AGENT_POLL_MS);
-      return false;
+  /** wait in the queue until an agent answers, the caller hangs up, or the queue's max wait */
+  private async waitInQueue(queueId: string): Promise<void> {
+    this.move('queue');
+    const now = Date.now();
+    this.firstQueuedAt = now;
+    this.enterQueue(queueId, now);
+    const queuedAt = new Date(now);
+    this.update({ queue: queueId, queued_at: queuedAt, ivr_done_at: queuedAt, ivr_path: this.ivrPath });
+    this.event('queued', { queue: queueId, preferredAgent: this.preferredAgent ?? null });
+    await this.deps.ari.bridges.create(this.bridgeId, 'mixing', `call ${this.id}`);
+    this.bridgeCreated = true;
+    await this.deps.ari.bridges.addChannel(this.bridgeId, [this.callerChannelId]);
+    await this.startMoh();
+    let woken = false;
+    this.unsubscribeWake = this.deps.engine.onAgentReady(() => {
+      woken = true;
+      this.wake();
+    });
+    let nextAnnouncement = now + this.queue!.announceEverySeconds * 1000;
+    try {
+      await this.enqueue();
+      while (!this.callerGone) {
+        const q = this.queue!;
+        const t = Date.now();
+        if (t - this.firstQueuedAt >= q.maxWait.seconds * 1000) return await this.maxWaitReached();
+        if (q.overflow && t - this.queueEnteredAt >= q.overflow.afterSeconds * 1000) {
+          await this.overflowTo(q.overflow.queue);
+          continue;
+        }
+        const agentId = await this.deps.engine.claim(q.id, this.id);
+        if (agentId) {
+          this.deps.agentStates.reserved(agentId, this.id);
+          const outcome = await this.ringAgent(agentId);
+          if (outcome === 'answered') return;
+          if (this.callerGone) return;
+          await this.enqueue(); // back in line with the same arrival time: it keeps its place
+          continue;
+        }
+        if (q.announceEverySeconds > 0 && t >= nextAnnouncement) {
+          await this.announceWait();
+          nextAnnouncement = Date.now() + q.announceEverySeconds * 1000;
+          continue;
+        }
+        woken = false;
+        await this.waitFor(() => (this.callerGone || woken ? true : undefined), QUEUE_POLL_MS);
+      }
+    } finally {
+      this.unsubscribeWake?.();
+      this.unsubscribeWake = null;
+      if (this.queue && !this.answeredAt) await this.deps.engine.remove(this.queue.id, this.id).catch(() => undefined);
     }
+  }
+
+  private enterQueue(queueId: string, now: number): void {
+    this.queue = this.deps.queues.get(queueId)!;
+    this.queueEnteredAt = now;
+    this.live({ state: this.state, queue: queueId, queuedAt: new Date(this.firstQueuedAt).toISOString() });
+  }
+
+  private enqueue(): Promise<void> {
+    const q = this.queue!;
+    return this.deps.engine.enqueue({
+      callId: this.id,
+      queue: q.id,
+      priority: this.priority,
+      enqueuedAt: this.firstQueuedAt,
+      stages: q.stages,
+      ...(this.preferredAgent ? { preferredAgent: this.preferredAgent } : {}),
+    });
+  }
+
+  private async overflowTo(target: string): Promise<void> {
+    const from = this.queue!.id;
+    await this.deps.engine.remove(from, this.id);
+    this.priority += 1; // overflowed callers go ahead of the target queue's first-come callers
+    this.enterQueue(target, Date.now());
+    this.update({ queue: target });
+    this.event('queue.overflow', { from, to: target, priority: this.priority });
+    this.log.info({ from, to: target }, 'call overflowed');
+    if (this.queue!.moh !== this.deps.queues.get(from)?.moh) {
+      await this.stopMoh();
+      await this.startMoh();
+    }
+    await this.enqueue();
+  }
+
+  private async maxWaitReached(): Promise<void> {
+    const q = this.queue!;
+    await this.deps.engine.remove(q.id, this.id);
+    await this.stopMoh();
+    this.event('queue.max_wait', { queue: q.id, action: q.maxWait.action, waitedSeconds: Math.round((Date.now() - this.firstQueuedAt) / 1000) });
+    if (q.maxWait.action === 'callback') {
+      this.outcome = 'callback_requested';
+      this.persist('callback', (db) => requestCallback(db, { number: this.caller, callId: this.id, queue: q.id, reason: 'max_wait' }));
+      await this.playToEnd('sound:hotline/zh/callback-registered');
+    } else {
+      await this.playToEnd('sound:hotline/zh/unavailable');
+    }
+    this.endedBy ??= 'system';
+  }
+
+  /** the estimated wait as an honest range, recomputed each time from the line ahead and the agents staffed */
+  private async announceWait(): Promise<void> {
+    const q = this.queue!;
+    const position = (await this.deps.engine.position(q.id, this.id)) ?? 1;
+    const staffed = (await this.deps.engine.listAgents()).filter(
+      (a) => !['logged_out', 'on_break', 'not_ready'].includes(a.state) && q.stages[0]!.needs.some((n) => (a.skills[n.skill] ?? 0) >= n.minLevel),
+    ).length;
+    const seconds = estimateWaitSeconds(position, staffed, this.deps.defaultHandleSeconds);
+    const prompt = position <= 1 && staffed > 0 ? 'ewt-next' : seconds < 60 ? 'ewt-1' : seconds < 180 ? 'ewt-3' : seconds < 300 ? 'ewt-5' : 'ewt-long';
+    this.event('queue.announcement', { position, staffed, estimatedWaitSeconds: seconds, prompt });
+    await this.stopMoh();
+    await this.playToEnd(`sound:hotline/zh/${prompt}`);
+    if (!this.callerGone) await this.startMoh();
+  }
+
+  /** ring the reserved agent; 'answered' returns once the conversation has ended */
+  private async ringAgent(agentId: string): Promise<'answered' | 'no_answer' | 'caller_gone'> {
+    const q = this.queue!;
+    const agent = await this.deps.engine.getAgent(agentId);
     const channelId = asteriskIds.agentLeg(this.id, ++this.agentAttempt);
-    this.leg = { agent, channelId, answered: false, gone: false };
+    this.leg = { agentId, channelId, answered: false, gone: false };
     this.deps.track(channelId, this);
     this.move('offer');
     if (!this.offeredAt) {
       this.offeredAt = new Date();
       this.update({ offered_at: this.offeredAt });
     }
-    this.event('agent.offered', { agentId: agent.agentId, attempt: this.agentAttempt });
-    this.live({ state: this.state, agentId: agent.agentId });
-    const log = this.log.child({ agentId: agent.agentId });
-    try {
-      await this.deps.ari.channels.originate({
-        endpoint: agent.endpoint,
-        channelId,
-        appArgs: ['agent', this.id],
-        callerNumber: this.caller,
-        timeoutSeconds: this.deps.agentRingSeconds,
-      });
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, 'could not ring agent');
+    this.event('agent.offered', { agentId, attempt: this.agentAttempt, queue: q.id });
+    this.live({ state: this.state, agentId });
+    const log = this.log.child({ agentId });
+    let cause = 'no answer';
+    if (!agent?.endpoint) {
+      log.error('reserved agent has no phone endpoint');
       this.leg.gone = true;
+      cause = 'no endpoint';
+    } else {
+      try {
+        await this.deps.ari.channels.originate({
+          endpoint: agent.endpoint,
+          channelId,
+          appArgs: ['agent', this.id],
+          callerNumber: this.caller,
+          timeoutSeconds: q.ringSeconds,
+        });
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'could not ring agent');
+        this.leg.gone = true;
+        cause = 'originate failed';
+      }
     }
 
     const outcome = await this.waitFor(
       () => (this.callerGone ? 'caller_gone' : this.leg?.answered ? 'answered' : this.leg?.gone ? 'no_answer' : undefined),
-      ringMs + 5000,
+      q.ringSeconds * 1000 + 5000,
     );
 
     if (outcome === 'answered' && !this.callerGone) {
+      await this.deps.agentStates.transition(agentId, 'on_call', { expectCallId: this.id, callId: this.id });
       await this.deps.ari.bridges.addChannel(this.bridgeId, [channelId]);
-      await ignoreGone(this.deps.ari.bridges.stopMoh(this.bridgeId));
+      await this.stopMoh();
       this.answeredAt = new Date();
       this.move('agent_answered');
-      void this.deps.agents.extend(agent.agentId, this.id, TALK_LOCK_MS).catch((err) => log.warn({ err }, 'could not extend reservation'));
       this.update({ answered_at: this.answeredAt });
-      this.persist('add agent', (db) => addCallAgent(db, this.id, agent.agentId));
-      this.event('agent.answered', { agentId: agent.agentId });
+      this.persist('add agent', (db) => addCallAgent(db, this.id, agentId));
+      this.event('agent.answered', { agentId });
       this.live({ state: this.state });
       log.info('agent answered; caller and agent bridged');
       // talking until either side hangs up (the talk has no time limit)
       await this.waitFor(() => (this.callerGone || this.leg?.gone ? true : undefined), Number.POSITIVE_INFINITY);
-      return true;
+      return 'answered';
     }
 
-    // not answered (rejected, rang out, or the caller left first)
+    // not answered: rang out, rejected, unreachable, or the caller left first
     await ignoreGone(this.deps.ari.channels.hangup(channelId, 'normal')).catch(() => undefined);
     this.deps.untrack(channelId);
-    await this.deps.agents.release(agent.agentId, this.id).catch((err) => log.warn({ err }, 'could not release agent'));
-    this.event('agent.no_answer', { agentId: agent.agentId, reason: outcome === 'timeout' ? 'ring_timeout' : String(outcome) });
     this.leg = null;
-    if (!this.callerGone) {
-      this.move('no_answer');
-      this.live({ state: this.state, agentId: '' });
-      // a short pause so a phone that rejects at once is not rung in a tight loop
-      await this.waitFor(() => (this.callerGone ? true : undefined), 500);
+    if (outcome === 'caller_gone' || this.callerGone) {
+      await this.deps.agentStates.tryTransition(agentId, 'ready', { expectCallId: this.id, reason: null });
+      this.event('agent.no_answer', { agentId, reason: 'caller_gone' });
+      return 'caller_gone';
     }
-    return false;
+    // the agent did not take the call: not ready, so the next caller is not sent to an empty desk
+    await this.deps.agentStates.tryTransition(agentId, 'not_ready', { expectCallId: this.id, reason: 'ring-no-answer' });
+    this.event('agent.no_answer', { agentId, reason: outcome === 'timeout' ? 'ring_timeout' : cause });
+    log.info({ cause }, 'agent did not answer; set not ready');
+    this.move('no_answer');
+    this.live({ state: this.state, agentId: '' });
+    return 'no_answer';
+  }
+
+  private async startMoh(): Promise<void> {
+    if (this.mohOn || this.callerGone) return;
+    await this.deps.ari.bridges.startMoh(this.bridgeId, this.queue?.moh);
+    this.mohOn = true;
+  }
+
+  private async stopMoh(): Promise<void> {
+    if (!this.mohOn) return;
+    this.mohOn = false;
+    await ignoreGone(this.deps.ari.bridges.stopMoh(this.bridgeId));
   }
 
   /** play a prompt that a digit interrupts, then wait for a digit */
@@ -319,11 +476,15 @@ export class CallSession {
     if (!this.callerGone) cleanup.push(ignoreGone(ari.channels.hangup(this.callerChannelId, 'normal')));
     if (this.leg && !this.leg.gone) cleanup.push(ignoreGone(ari.channels.hangup(this.leg.channelId, 'normal')));
     if (this.bridgeCreated) cleanup.push(ignoreGone(ari.bridges.destroy(this.bridgeId)));
-    if (this.leg) cleanup.push(this.deps.agents.release(this.leg.agent.agentId, this.id));
+    if (this.leg) cleanup.push(this.releaseAgent(this.leg));
     for (const r of await Promise.allSettled(cleanup)) {
       if (r.status === 'rejected') this.log.warn({ err: (r.reason as Error)?.message }, 'cleanup step failed');
     }
-    const disposition = dispositionOnEnd(this.state, answered);
+    const disposition = this.outcome ?? dispositionOnEnd(this.state, answered);
+    if (disposition === 'abandoned' && this.firstQueuedAt) {
+      // an abandoned caller is offered a callback: supervisors see the list (one pending per number)
+      this.persist('callback', (db) => requestCallback(db, { number: this.caller, callId: this.id, queue: this.queue?.id ?? null, reason: 'abandoned' }));
+    }
     const waitUntil = this.answeredAt ?? endedAt;
     this.update({
       ended_at: endedAt,
@@ -340,6 +501,23 @@ export class CallSession {
     void redis.multi().del(keys.call(this.id)).srem(keys.liveCalls(), this.id).exec().catch(() => undefined);
     await this.writes;
     this.deps.ended(this);
+  }
+
+  /** after the call: a talking agent goes to wrap-up then ready; a reserved one straight back to ready */
+  private async releaseAgent(leg: AgentLeg): Promise<void> {
+    const { agentStates } = this.deps;
+    if (!leg.answered) {
+      await agentStates.tryTransition(leg.agentId, 'ready', { expectCallId: this.id, reason: null });
+      return;
+    }
+    const wrapped = await agentStates.tryTransition(leg.agentId, 'wrap_up', { expectCallId: this.id });
+    if (!wrapped) return;
+    const seconds = this.queue?.wrapUpSeconds ?? 0;
+    // a process that dies here leaves the agent in wrap-up; the agent-state sweeper frees it
+    this.wrapUpTimer = setTimeout(() => {
+      void agentStates.tryTransition(leg.agentId, 'ready', { expectCallId: this.id, reason: null });
+    }, seconds * 1000);
+    this.wrapUpTimer.unref();
   }
 
   /** resolves when every record write of this call so far has been tried */

@@ -59,3 +59,18 @@ export async function eventsOfCalls(db: Db, ids: string[]): Promise<CallEventRow
   if (ids.length === 0) return [];
   return db.selectFrom('call_events').selectAll().where('call_id', 'in', ids).orderBy('call_id').orderBy('id').execute();
 }
+
+/** the agent who answered this number's last answered call within `days`, for repeat-caller routing */
+export async function lastAgentOf(db: Db, caller: string, days: number): Promise<string | null> {
+  if (days <= 0) return null;
+  const row = await db
+    .selectFrom('calls')
+    .select('agents')
+    .where('caller', '=', caller)
+    .where('disposition', '=', 'answered')
+    .where('arrived_at', '>=', new Date(Date.now() - days * 86400_000))
+    .orderBy('arrived_at', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.agents.at(-1) ?? null;
+}

@@ -9,13 +9,6 @@ export class ConfigError extends Error {
 export type NodeEnv = 'development' | 'production' | 'test';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
-export interface AgentEndpoint {
-  /** the agent's id as written on call records (employee number) */
-  agentId: string;
-  /** the dial string Asterisk uses to ring the agent's phone, e.g. PJSIP/agent1001 */
-  endpoint: string;
-}
-
 export interface Config {
   nodeEnv: NodeEnv;
   host: string;
@@ -28,9 +21,12 @@ export interface Config {
   ari: { url: string; user: string; password: string; app: string; startupTimeoutMs: number; requestTimeoutMs: number };
   admin: { user: string; password: string };
   tokenTtlHours: number;
-  /** agents rung by the hard-wired first flow (the ACD replaces this with skill queues) */
-  agents: AgentEndpoint[];
-  agentRingSeconds: number;
+  /** the skill queues file operators edit (reloaded on change) */
+  queuesFile: string;
+  /** a caller who called within this many days is offered first to the agent of its last answered call (0 = off) */
+  repeatCallerDays: number;
+  /** handle time assumed for estimated waits (seconds) */
+  defaultHandleSeconds: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -83,17 +79,6 @@ export function redact(u: string): string {
   return u.replace(/\/\/([^:/@]+):([^@]+)@/, '//$1:***@');
 }
 
-function agents(env: Env): AgentEndpoint[] {
-  const raw = str(env, 'HOTLINE_AGENTS', '1001:PJSIP/agent1001');
-  const list = raw.split(',').map((s) => s.trim()).filter(Boolean).map((item) => {
-    const m = /^([A-Za-z0-9_-]{1,32}):((?:PJSIP|SIP|Local)\/\S+)$/.exec(item);
-    if (!m) throw new ConfigError(`HOTLINE_AGENTS entries must look like 1001:PJSIP/agent1001, got "${item}"`);
-    return { agentId: m[1]!, endpoint: m[2]! };
-  });
-  if (list.length === 0) throw new ConfigError('HOTLINE_AGENTS must name at least one agent');
-  return list;
-}
-
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const nodeEnv = oneOf(env, 'NODE_ENV', ['development', 'production', 'test'] as const, 'development');
   const config: Config = {
@@ -117,8 +102,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       password: str(env, 'HOTLINE_ADMIN_PASSWORD', DEV_DEFAULTS.HOTLINE_ADMIN_PASSWORD),
     },
     tokenTtlHours: int(env, 'TOKEN_TTL_HOURS', 12, 1, 24 * 30),
-    agents: agents(env),
-    agentRingSeconds: int(env, 'AGENT_RING_SECONDS', 20, 5, 120),
+    queuesFile: str(env, 'QUEUES_FILE', 'config/queues.yaml'),
+    repeatCallerDays: int(env, 'REPEAT_CALLER_DAYS', 3, 0, 365),
+    defaultHandleSeconds: int(env, 'DEFAULT_HANDLE_SECONDS', 180, 10, 3600),
   };
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(config.ari.app)) throw new ConfigError(`ARI_APP must be a simple name, got "${config.ari.app}"`);
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(config.redisPrefix)) throw new ConfigError(`REDIS_PREFIX must be a simple name, got "${config.redisPrefix}"`);
@@ -129,5 +115,5 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     }
     if (config.admin.password.length < 12) throw new ConfigError('HOTLINE_ADMIN_PASSWORD must have at least 12 characters in production');
   }
-  return Object.freeze({ ...config, ari: Object.freeze(config.ari), admin: Object.freeze(config.admin), agents: Object.freeze(config.agents) as AgentEndpoint[] });
+  return Object.freeze({ ...config, ari: Object.freeze(config.ari), admin: Object.freeze(config.admin) });
 }

@@ -57,11 +57,59 @@ export interface CallEventsTable {
   data: ColumnType<Record<string, unknown>, string, string>;
 }
 
+export interface CallbacksTable {
+  id: Generated<string>;
+  number: string;
+  call_id: string | null;
+  queue: string | null;
+  reason: 'abandoned' | 'max_wait' | 'in_queue' | 'ticket_closed';
+  status: Generated<'pending' | 'dialing' | 'done' | 'failed' | 'cancelled'>;
+  requested_at: Generated<Date>;
+  due_at: Timestamp;
+  attempts: Generated<number>;
+  done_at: NullableTimestamp;
+}
+
+/** one of an agent's skills: a queue asks for a skill, the level (1..9) orders the agents who have it */
+export interface AgentSkill {
+  skill: string;
+  level: number;
+}
+
+export interface AgentsTable {
+  employee_no: string;
+  name: string;
+  /** jsonb: written as a JSON string */
+  skills: ColumnType<AgentSkill[], string | undefined, string>;
+  phone_kind: 'softphone' | 'uri';
+  phone_uri: string | null;
+  sip_password: string | null;
+  endpoint: string;
+  wrap_up_seconds: number | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+  deleted_at: NullableTimestamp;
+}
+
+export interface AgentStateLogTable {
+  id: Generated<string>;
+  agent_id: string;
+  at: ColumnType<Date, Date | string | undefined, Date | string>;
+  from_state: string;
+  to_state: string;
+  reason: string | null;
+  call_id: string | null;
+  actor: string | null;
+}
+
 export interface Database {
   users: UsersTable;
   auth_sessions: AuthSessionsTable;
   calls: CallsTable;
   call_events: CallEventsTable;
+  agents: AgentsTable;
+  agent_state_log: AgentStateLogTable;
+  callbacks: CallbacksTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
@@ -69,3 +117,5 @@ export type CallRow = Selectable<CallsTable>;
 export type NewCall = Insertable<CallsTable>;
 export type CallUpdate = Updateable<CallsTable>;
 export type CallEventRow = Selectable<CallEventsTable>;
+export type AgentRow = Selectable<AgentsTable>;
+export type AgentStateLogRow = Selectable<AgentStateLogTable>;

@@ -7,6 +7,15 @@ import type { Logger } from 'pino';
 import type { AuthService, Principal } from '../auth/auth.service.js';
 import { authRoutes } from '../auth/auth.routes.js';
 import { callsRoutes } from '../calls/calls.routes.js';
+import { callbacksRoutes } from '../callbacks/callbacks.routes.js';
+import type { AcdEngine } from '../acd/engine.js';
+import type { QueuesConfigStore } from '../acd/queues.config.js';
+import { queuesRoutes } from '../acd/queues.routes.js';
+import type { QueueStatsService } from '../acd/queues.stats.js';
+import { agentStateRoutes } from '../agents/agent-state.routes.js';
+import { agentsRoutes } from '../agents/agents.routes.js';
+import type { AgentsService } from '../agents/agents.service.js';
+import type { AgentStates } from '../agents/agent-states.js';
 import type { Db } from '../db/db.js';
 import type { Role } from '../db/database.js';
 import { AppError, forbidden, unauthorized } from '../shared/errors.js';
@@ -31,6 +40,11 @@ export interface AppDeps {
   log: Logger;
   db: Db;
   auth: AuthService;
+  engine: AcdEngine;
+  agentStates: AgentStates;
+  agents: AgentsService;
+  queues: QueuesConfigStore;
+  queueStats: QueueStatsService;
   readiness: Readiness;
   metrics: () => string;
 }
@@ -81,6 +95,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   await app.register(healthRoutes, { readiness: deps.readiness, metrics: deps.metrics });
   await app.register(authRoutes, { prefix: '/api/v1/auth', auth: deps.auth });
   await app.register(callsRoutes, { prefix: '/api/v1/calls', db: deps.db, guard });
+  await app.register(agentsRoutes, { prefix: '/api/v1/agents', agents: deps.agents, guard });
+  await app.register(agentStateRoutes, { prefix: '/api/v1/agents', engine: deps.engine, agentStates: deps.agentStates, guard });
+  await app.register(queuesRoutes, { prefix: '/api/v1', stats: deps.queueStats, queues: deps.queues, guard });
+  await app.register(callbacksRoutes, { prefix: '/api/v1/callbacks', db: deps.db, guard });
   return app;
 }
 

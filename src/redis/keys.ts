@@ -5,8 +5,20 @@ export function createKeys(prefix: string) {
     call: (callId: string) => `${prefix}:call:${callId}`,
     /** ids of the calls currently live in this deployment (set) */
     liveCalls: () => `${prefix}:calls:live`,
-    /** an agent's reservation: holds the call id while the agent's phone rings or talks */
-    agentLock: (agentId: string) => `${prefix}:agent:${agentId}:lock`,
+
+    // ACD (src/acd/redis-engine.ts): its Lua scripts build these same names from templates of these builders
+    /** an agent's live record (hash: state, reason, since, callId, endpoint, skills JSON); no TTL, rebuilt from PostgreSQL */
+    acdAgent: (agentId: string) => `${prefix}:acd:agent:${agentId}`,
+    /** ids of the agents that have a live record (set) */
+    acdAgents: () => `${prefix}:acd:agents`,
+    /** the READY agents having this skill (sorted set; lowest score first = highest level, then longest idle) */
+    acdReadyAgents: (skill: string) => `${prefix}:acd:ready:${skill}`,
+    /** a queue's waiting calls (sorted set of call ids; lowest score first = highest priority, then earliest) */
+    acdWaiting: (queue: string) => `${prefix}:acd:queue:${queue}:waiting`,
+    /** one waiting call's WaitingCall JSON (string with a TTL: a call whose process died cannot wait forever) */
+    acdWaitingCall: (queue: string, callId: string) => `${prefix}:acd:queue:${queue}:call:${callId}`,
+    /** pub/sub channel carrying the id of each agent that has just become ready */
+    acdAgentReadyChannel: () => `${prefix}:acd:agent-ready`,
   };
 }
 export type Keys = ReturnType<typeof createKeys>;

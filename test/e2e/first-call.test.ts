@@ -1,17 +1,27 @@
 /**
  * The first call, end to end on the real stack: SIPp caller -> Asterisk 22 -> the control plane (ARI)
  * -> SIPp agent phone, with the call record in PostgreSQL and nothing left behind in Asterisk.
- * Agent 1001's phone is PJSIP/agent1001, a static contact at 127.0.0.1:5091 (config/asterisk/pjsip.conf).
+ * Agent 1001 is created through the API with a desk phone at 127.0.0.1:5091 (a SIPp UAS) and signed in ready.
  */
 import t, { type Test } from 'tap';
 import { runSipp, startSipp } from '../sipp/sipp.js';
 import { ariBridges, ariChannels, getJson, login, resetAri, startTestService, waitFor } from '../helpers/stack.js';
+import { createReadyAgent, setState, writeQueuesFile } from '../helpers/acd.js';
 
 const AGENT_PORT = 5091;
 
 await resetAri();
-const service = await startTestService(t, 'first-call', { HOTLINE_AGENTS: '1001:PJSIP/agent1001', AGENT_RING_SECONDS: '15' });
+// the shipped queues with short wrap-up and no announcements, so one agent serves the tests back to back
+const queuesFile = writeQueuesFile(`
+defaults: { ringSeconds: 15, wrapUpSeconds: 1, announceEverySeconds: 0 }
+queues:
+  general: { skill: general }
+  en: { skill: en }
+`);
+const service = await startTestService(t, 'first-call', { REPEAT_CALLER_DAYS: '0', QUEUES_FILE: queuesFile });
 const token = await login(service.url);
+await createReadyAgent(service.url, token, { id: '1001', port: AGENT_PORT, skills: [{ skill: 'general', level: 5 }] });
+t.teardown(() => setState(service.url, token, '1001', 'logged_out').catch(() => undefined));
 
 /** one citizen's call to 12345 with this caller scenario, while the agent phone runs agentScenario */
 async function callWithAgent(caller: string, callerScenario: string, vars: Record<string, string>, agentScenario: string, agentVars: Record<string, string> = {}) {

@@ -6,7 +6,7 @@ t.test('given an empty environment, then development defaults that reach the loc
   t.equal(c.databaseUrl, 'postgres://postgres@127.0.0.1:5432/hotline');
   t.equal(c.ari.url, 'http://127.0.0.1:8088');
   t.equal(c.port, 3000);
-  t.same(c.agents, [{ agentId: '1001', endpoint: 'PJSIP/agent1001' }]);
+  t.equal(c.queuesFile, 'config/queues.yaml');
   t.ok(Object.isFrozen(c));
 });
 
@@ -20,7 +20,7 @@ t.test('given a wrong value, then one line naming the variable', async (t) => {
     [{ PORT: '80a' }, /^PORT must be a whole number/],
     [{ PORT: '70000' }, /^PORT must be between/],
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL must be one of/],
-    [{ HOTLINE_AGENTS: 'agent1001' }, /^HOTLINE_AGENTS entries/],
+    [{ REPEAT_CALLER_DAYS: '-1' }, /^REPEAT_CALLER_DAYS must be a whole number/],
     [{ ARI_APP: 'bad app' }, /^ARI_APP/],
   ];
   for (const [env, re] of bad) {

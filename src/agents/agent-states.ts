@@ -1,0 +1,75 @@
+/**
+ * Agent state changes: applied atomically in Redis by the ACD engine, then appended to the agent state
+ * log in PostgreSQL (the durable history supervisors and KPIs read), then announced to listeners.
+ * Everything that moves an agent (the API, calls, the sweeper) goes through here.
+ */
+import type { Logger } from 'pino';
+import type { AcdEngine, TransitionOptions, TransitionResult } from '../acd/engine.js';
+import type { Db } from '../db/db.js';
+import type { AgentState } from './agent.state.js';
+
+export interface AgentStates {
+  transition(agentId: string, to: AgentState, opts?: TransitionOptions & { actor?: string }): Promise<TransitionResult>;
+  /** like transition, but a refusal (the agent moved on meanwhile) is logged and returns null */
+  tryTransition(agentId: string, to: AgentState, opts?: TransitionOptions & { actor?: string }): Promise<TransitionResult | null>;
+  /** the routing engine reserved this agent for a call (ready -> reserved happened inside Redis): log and announce it */
+  reserved(agentId: string, callId: string): void;
+  onChange(fn: (r: TransitionResult) => void): void;
+}
+
+export function createAgentStates(deps: { engine: AcdEngine; db: Db; log: Logger }): AgentStates {
+  const listeners: Array<(r: TransitionResult) => void> = [];
+  const log = deps.log.child({ module: 'agent-states' });
+
+  async function record(r: TransitionResult, actor: string | undefined): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await deps.db
+          .insertInto('agent_state_log')
+          .values({ agent_id: r.agentId, at: new Date(r.at), from_state: r.from, to_state: r.to, reason: r.reason, call_id: r.callId, actor: actor ?? null })
+          .execute();
+        return;
+      } catch (err) {
+        if (attempt >= 4) {
+          log.error({ err, transition: r }, 'agent state log write lost after retries');
+          return;
+        }
+        await new Promise((res) => setTimeout(res, 250 * 2 ** attempt));
+      }
+    }
+  }
+
+  function applied(r: TransitionResult, actor: string | undefined): void {
+    if (r.from === r.to) return; // ready -> ready changes nothing: nothing to log or announce
+    log.info({ agentId: r.agentId, from: r.from, to: r.to, reason: r.reason, callId: r.callId, actor }, `agent ${r.from} -> ${r.to}`);
+    void record(r, actor);
+    for (const fn of listeners) {
+      try {
+        fn(r);
+      } catch (err) {
+        log.error({ err }, 'agent state listener failed');
+      }
+    }
+  }
+
+  async function transition(agentId: string, to: AgentState, opts: TransitionOptions & { actor?: string } = {}): Promise<TransitionResult> {
+    const { actor, ...rest } = opts;
+    const r = await deps.engine.transition(agentId, to, rest);
+    applied(r, actor);
+    return r;
+  }
+
+  return {
+    transition,
+    async tryTransition(agentId, to, opts = {}) {
+      try {
+        return await transition(agentId, to, opts);
+      } catch (err) {
+        log.info({ agentId, to, err: (err as Error).message }, 'agent state change not applied');
+        return null;
+      }
+    },
+    reserved: (agentId, callId) => applied({ agentId, from: 'ready', to: 'reserved', at: Date.now(), reason: null, callId }, 'system:routing'),
+    onChange: (fn) => void listeners.push(fn),
+  };
+}
