@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type { AcdEngine, TransitionOptions, TransitionResult } from '../acd/engine.js';
 import type { Db } from '../db/db.js';
+import { retryWrite } from '../shared/retry.js';
 import type { AgentState } from './agent.state.js';
 
 export interface AgentStates {
@@ -21,22 +22,15 @@ export function createAgentStates(deps: { engine: AcdEngine; db: Db; log: Logger
   const listeners: Array<(r: TransitionResult) => void> = [];
   const log = deps.log.child({ module: 'agent-states' });
 
-  async function record(r: TransitionResult, actor: string | undefined): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await deps.db
+  function record(r: TransitionResult, actor: string | undefined): Promise<void> {
+    return retryWrite(
+      () =>
+        deps.db
           .insertInto('agent_state_log')
           .values({ agent_id: r.agentId, at: new Date(r.at), from_state: r.from, to_state: r.to, reason: r.reason, call_id: r.callId, actor: actor ?? null })
-          .execute();
-        return;
-      } catch (err) {
-        if (attempt >= 4) {
-          log.error({ err, transition: r }, 'agent state log write lost after retries');
-          return;
-        }
-        await new Promise((res) => setTimeout(res, 250 * 2 ** attempt));
-      }
-    }
+          .execute(),
+      (err) => log.error({ err, transition: r }, 'agent state log write lost after retries'),
+    );
   }
 
   function applied(r: TransitionResult, actor: string | undefined): void {

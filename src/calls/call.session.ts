@@ -22,6 +22,7 @@ import { estimateWaitSeconds } from '../acd/estimate.js';
 import { requestCallback } from '../callbacks/callbacks.repo.js';
 import { asteriskIds, type Keys } from '../redis/keys.js';
 import { normalizePhone } from '../shared/phone.js';
+import { retryWrite } from '../shared/retry.js';
 import { addCallAgent, appendCallEvent, insertCall, lastAgentOf, updateCall } from './calls.repo.js';
 import { dispositionOnEnd, transition, type CallEvent, type CallState } from './call.state.js';
 
@@ -560,20 +561,12 @@ export class CallSession {
 
   /** record writes run in order, retried; the call goes on even when PostgreSQL is down */
   private persist(what: string, fn: (db: Db) => Promise<unknown>): void {
-    this.writes = this.writes.then(async () => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await fn(this.deps.db);
-          return;
-        } catch (err) {
-          if (attempt >= 4) {
-            this.log.error({ err, what }, 'call record write lost after retries');
-            return;
-          }
-          await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
-        }
-      }
-    });
+    this.writes = this.writes.then(() =>
+      retryWrite(
+        () => fn(this.deps.db),
+        (err) => this.log.error({ err, what }, 'call record write lost after retries'),
+      ),
+    );
   }
 
   private update(patch: CallUpdate): void {
