@@ -13,6 +13,7 @@ import { createAgentStates, type AgentStates } from './agents/agent-states.js';
 import { createAgentProvisioning } from './agents/agents.provisioning.js';
 import { createAgentsService, type AgentsService } from './agents/agents.service.js';
 import { startAgentSweeper } from './agents/agent-sweeper.js';
+import { startCallbackDialer } from './callbacks/callback-dialer.js';
 import { AriClient } from './ari/client.js';
 import { createAuthService } from './auth/auth.service.js';
 import { createCallRouter, type CallRouter } from './calls/calls.stasis.js';
@@ -22,7 +23,8 @@ import { migrateToLatest } from './db/migrator.js';
 import { buildApp, type App } from './http/app.js';
 import type { ReadinessReport } from './http/health.routes.js';
 import { connectRedis, createRedis } from './redis/client.js';
-import { createKeys } from './redis/keys.js';
+import { createKeys, type Keys } from './redis/keys.js';
+import { Gauge, Registry, ariMetrics, processGauges, startEventLoopMonitor } from './metrics/metrics.js';
 
 export interface Service {
   app: App;
@@ -130,27 +132,24 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
   await ari.start();
   await agentPhones.idle(); // the first push of agents' phones (started by 'up') is done before the API answers
   const stopSweeper = startAgentSweeper({ engine, agentStates, queues, redis, keys, log });
+  const stopDialer = startCallbackDialer({
+    engine,
+    agentStates,
+    queues,
+    db,
+    router: calls,
+    session: { ari, dialTemplate: config.callback.dial, callerId: config.callback.callerId, citizenRingSeconds: config.callback.ringSeconds, maxAttempts: config.callback.maxAttempts },
+    log,
+  });
 
   const readiness = async (): Promise<ReadinessReport> => {
     const [redisUp, pgUp] = await Promise.all([probe(redis.ping()), probe(sql`select 1`.execute(db))]);
     return { ari: ari.connected, redis: redisUp, postgres: pgUp };
   };
-  const metrics = () =>
-    [
-      '# HELP hotline_ari_connected 1 while the ARI event socket is open',
-      '# TYPE hotline_ari_connected gauge',
-      `hotline_ari_connected ${ari.connected ? 1 : 0}`,
-      '# HELP hotline_calls_active calls this process is handling',
-      '# TYPE hotline_calls_active gauge',
-      `hotline_calls_active ${calls.active}`,
-      '# HELP process_resident_memory_bytes resident memory',
-      '# TYPE process_resident_memory_bytes gauge',
-      `process_resident_memory_bytes ${process.memoryUsage().rss}`,
-      '',
-    ].join('\n');
+  const metrics = createServiceMetrics({ ari, calls, engine, queues, redis, keys });
 
   const queueStats = createQueueStats({ db, engine, queues, defaultHandleSeconds: config.defaultHandleSeconds });
-  const app = await buildApp({ log, db, auth, engine, agentStates, agents, queues, queueStats, readiness, metrics });
+  const app = await buildApp({ log, db, auth, engine, agentStates, agents, queues, queueStats, readiness, metrics: metrics.render });
   const url = await app.listen({ host: config.host, port: config.port });
   log.info({ url, ariApp: config.ari.app, startupMs: Date.now() - started }, 'hotline control plane ready');
 
@@ -158,8 +157,10 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
   const stop = () =>
     (stopping ??= (async () => {
       log.info('stopping');
+      metrics.stop();
       await app.close().catch((err) => log.warn({ err }, 'http close failed'));
       stopSweeper();
+      stopDialer();
       await calls.drain(5000);
       await ari.close();
       queues.close();
@@ -171,4 +172,47 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
     })());
 
   return { app, db, redis, ari, calls, engine, agentStates, agents, queues, url, readiness, stop };
+}
+
+/** /metrics: the ARI adapter's numbers, event-loop delay, calls by state, queue waits, process memory and CPU */
+function createServiceMetrics(deps: { ari: AriClient; calls: CallRouter; engine: AcdEngine; queues: QueuesConfigStore; redis: Redis; keys: Keys }) {
+  const { ari, calls, engine, queues, redis, keys } = deps;
+  const loop = startEventLoopMonitor();
+  const registry = new Registry();
+  registry.register(new Gauge('hotline_ari_connected', '1 while the ARI event socket is open', () => (ari.connected ? 1 : 0)));
+  registry.register(new Gauge('hotline_calls_active', 'calls this process is handling', () => calls.active));
+  for (const f of Object.values(ariMetrics)) registry.register(f);
+  registry.register(
+    new Gauge('hotline_event_loop_delay_seconds', 'event-loop delay over the last 10 s window', () => {
+      const s = loop.snapshot();
+      return [
+        [{ quantile: '0.5' }, s.p50 / 1000],
+        [{ quantile: '0.99' }, s.p99 / 1000],
+        [{ quantile: '1' }, s.max / 1000],
+      ];
+    }),
+  );
+  registry.register(new Gauge('hotline_event_loop_delay_max_seconds', 'worst event-loop delay since start', () => loop.snapshot().worst / 1000));
+  for (const f of processGauges()) registry.register(f);
+  // calls by state and queue waits come from Redis (live state shared by every process on that Redis)
+  let byState: Array<[Record<string, string>, number]> = [];
+  let waiting: Array<[Record<string, string>, number]> = [];
+  registry.register(new Gauge('hotline_calls', 'live calls by state (every process sharing the Redis)', () => byState));
+  registry.register(new Gauge('hotline_queue_waiting', 'calls waiting, by queue', () => waiting));
+  const refresh = async () => {
+    const ids = await redis.smembers(keys.liveCalls());
+    const pipe = redis.pipeline();
+    for (const id of ids) pipe.hget(keys.call(id), 'state');
+    const counts = new Map<string, number>();
+    for (const [, state] of (await pipe.exec()) ?? []) if (typeof state === 'string') counts.set(state, (counts.get(state) ?? 0) + 1);
+    byState = [...counts].map(([state, n]) => [{ state }, n]);
+    waiting = await Promise.all(queues.all().map(async (q): Promise<[Record<string, string>, number]> => [{ queue: q.id }, (await engine.waiting(q.id)).length]));
+  };
+  return {
+    render: async () => {
+      await refresh().catch(() => undefined); // Redis down: the last numbers stay, /metrics still answers
+      return registry.render();
+    },
+    stop: () => loop.stop(),
+  };
 }

@@ -23,7 +23,12 @@ const MaxWait = Type.Object(
   { additionalProperties: false },
 );
 const Overflow = Type.Object({ afterSeconds: Type.Integer({ minimum: 1, maximum: 86400 }), queue: Name }, { additionalProperties: false });
+const CallbackOffer = Type.Object(
+  { afterSeconds: Type.Integer({ minimum: 0, maximum: 86400 }), key: Type.String({ pattern: '^[0-9*#]$' }) },
+  { additionalProperties: false },
+);
 const Tunables = {
+  callbackOffer: Type.Optional(Type.Union([CallbackOffer, Type.Null()])),
   ringSeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 120 })),
   wrapUpSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
   serviceLevelSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
@@ -61,13 +66,15 @@ export interface QueueConfig {
   moh: string;
   overflow: { afterSeconds: number; queue: string } | null;
   maxWait: { seconds: number; action: 'callback' | 'hangup' };
+  /** after afterSeconds of waiting the caller is offered to press key and be called back, keeping its place; null = never */
+  callbackOffer: { afterSeconds: number; key: string } | null;
 }
 
 export class QueuesConfigError extends Error {
   override name = 'QueuesConfigError';
 }
 
-const BUILT_IN = { ringSeconds: 15, wrapUpSeconds: 10, serviceLevelSeconds: 20, announceEverySeconds: 45, moh: 'default', maxWait: { seconds: 900, action: 'callback' as const } };
+const BUILT_IN = { callbackOffer: null, ringSeconds: 15, wrapUpSeconds: 10, serviceLevelSeconds: 20, announceEverySeconds: 45, moh: 'default', maxWait: { seconds: 900, action: 'callback' as const } };
 
 function where(path: string): string {
   // TypeBox paths look like /queues/en/stages/1/afterSeconds
@@ -116,6 +123,7 @@ export function parseQueues(text: string): Map<string, QueueConfig> {
       moh: q.moh ?? defaults.moh,
       overflow: q.overflow ?? null,
       maxWait: q.maxWait ?? defaults.maxWait,
+      callbackOffer: q.callbackOffer !== undefined ? q.callbackOffer : (defaults.callbackOffer ?? null),
     });
   }
   for (const q of out.values()) {

@@ -23,6 +23,7 @@ import {
   type ConnectionState,
   type OriginateRequest,
 } from './port.js';
+import { ariMetrics } from '../metrics/metrics.js';
 
 export interface AriClientOptions {
   url: string;
@@ -192,7 +193,10 @@ export class AriClient implements AriPort {
     });
     client.on('APILoadError', (err: Error) => this.log.warn({ err: err?.message }, 'ARI API load error'));
     this.raw = client;
+    // metrics: count what the event socket receives (ari-client keeps its ws instance as _ws, and makes a new one when it reconnects)
+    client.on('WebSocketConnected', () => countWsBytes(client._ws));
     await withTimeout(client.start(this.opts.app), 10000, 'ARI event socket');
+    countWsBytes(client._ws);
     this.lastPong = Date.now();
     this.setState('up');
     this.startHeartbeat();
@@ -290,9 +294,21 @@ export class AriClient implements AriPort {
   private call<T>(what: string, fn: (c: RawClient) => Promise<T>): Promise<T> {
     const client = this.raw;
     if (!client) return Promise.reject(new AriUnavailable(`${what}: ARI is not connected`));
-    return withTimeout(Promise.resolve().then(() => fn(client)), this.opts.requestTimeoutMs, what).catch((err: unknown) => {
-      throw mapAriError(err, what);
-    });
+    // metrics: latency per operation (the label is the operation without its object id: "put endpoint", not "put endpoint agent1001")
+    const op = metricOp(what);
+    const started = process.hrtime.bigint();
+    const observe = () => ariMetrics.requestSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9, { op });
+    return withTimeout(Promise.resolve().then(() => fn(client)), this.opts.requestTimeoutMs, what).then(
+      (v) => {
+        observe();
+        return v;
+      },
+      (err: unknown) => {
+        observe();
+        ariMetrics.requestErrors.inc(1, { op });
+        throw mapAriError(err, what);
+      },
+    );
   }
 
   readonly channels = {
@@ -390,6 +406,22 @@ export class AriClient implements AriPort {
     this.dropRaw();
     this.setState('down');
   }
+}
+
+/** "put endpoint agent1001" -> "put endpoint": one metric series per operation, not per object */
+function metricOp(what: string): string {
+  const m = /^(put|get|delete) (\S+)/.exec(what);
+  return m ? `${m[1]} ${m[2]}` : what;
+}
+
+const countedSockets = new WeakSet<object>();
+function countWsBytes(ws: any): void {
+  if (!ws || typeof ws.on !== 'function' || countedSockets.has(ws)) return;
+  countedSockets.add(ws);
+  ws.on('message', (data: unknown) => {
+    ariMetrics.wsMessages.inc();
+    ariMetrics.wsBytes.inc(typeof data === 'string' ? Buffer.byteLength(data) : Buffer.isBuffer(data) ? data.length : data instanceof ArrayBuffer ? data.byteLength : 0);
+  });
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

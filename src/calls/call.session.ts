@@ -17,14 +17,28 @@ import type { QueueConfig, QueuesConfigStore } from '../acd/queues.config.js';
 import type { AgentStates } from '../agents/agent-states.js';
 import type { Db } from '../db/db.js';
 import type { CallUpdate } from '../db/database.js';
-import { AriGone, ignoreGone, type AriPort, type ChannelInfo } from '../ari/port.js';
+import { AriGone, AriUnavailable, ignoreGone, type AriPort, type ChannelInfo } from '../ari/port.js';
 import { estimateWaitSeconds } from '../acd/estimate.js';
 import { requestCallback } from '../callbacks/callbacks.repo.js';
+import { standingOf } from '../lists/lists.repo.js';
 import { asteriskIds, type Keys } from '../redis/keys.js';
 import { normalizePhone } from '../shared/phone.js';
 import { retryWrite } from '../shared/retry.js';
+import { Waiters } from './waiters.js';
 import { addCallAgent, appendCallEvent, insertCall, lastAgentOf, updateCall } from './calls.repo.js';
 import { dispositionOnEnd, transition, type CallEvent, type CallState } from './call.state.js';
+
+/** whatever owns channels in our Stasis application and wants their events (a citizen's call, a callback) */
+export interface ChannelOwner {
+  readonly id: string;
+  onChannelGone(channelId: string, cause?: string): void;
+  onDtmf(digit: string): void;
+  onPlaybackFinished(playbackId: string): void;
+  /** a leg this owner originated answered (entered Stasis); false when it is not expected */
+  onAnswered(channel: ChannelInfo): boolean;
+  /** resolves when every record write so far has been tried */
+  flushed(): Promise<void>;
+}
 
 export interface SessionDeps {
   ari: Pick<AriPort, 'channels' | 'bridges' | 'playbacks'>;
@@ -40,9 +54,9 @@ export interface SessionDeps {
   defaultHandleSeconds: number;
   log: Logger;
   /** the router maps ARI events of this channel to this session */
-  track(channelId: string, session: CallSession): void;
+  track(channelId: string, session: ChannelOwner): void;
   untrack(channelId: string): void;
-  ended(session: CallSession): void;
+  ended(session: ChannelOwner): void;
 }
 
 /** hard-wired main menu of 12345 until the IVR issue reads it from config/ivr */
@@ -56,6 +70,9 @@ const DIGIT_TIMEOUT_MS = 5000;
 const PROMPT_MAX_MS = 60_000;
 /** lines whose caller hears the 12345 main menu; any other dialed number that names a queue goes straight to it */
 const MAIN_LINES = new Set(['12345', '089812345']);
+/** a whitelisted caller goes ahead of everyone of lower priority in its queue (overflow adds 1 on top) */
+const WHITELIST_PRIORITY = 5;
+const LIST_LOOKUP_MS = 1500;
 /** a waiting caller re-tries routing at least this often (skill relaxation needs no event to kick in) */
 const QUEUE_POLL_MS = 1000;
 const LIVE_TTL_S = 6 * 3600;
@@ -69,7 +86,7 @@ interface AgentLeg {
   gone: boolean;
 }
 
-export class CallSession {
+export class CallSession implements ChannelOwner {
   readonly id = randomUUID();
   readonly callerChannelId: string;
   readonly log: Logger;
@@ -99,8 +116,8 @@ export class CallSession {
   private wrapUpTimer: NodeJS.Timeout | null = null;
   private unsubscribeWake: (() => void) | null = null;
   private ivrPath: string[] = [];
-  private readonly waiters = new Set<() => void>();
-  private outcome: 'callback_requested' | null = null;
+  private readonly waits = new Waiters();
+  private outcome: 'callback_requested' | 'restricted' | null = null;
   private writes: Promise<void> = Promise.resolve();
 
   constructor(
@@ -144,7 +161,7 @@ export class CallSession {
   }
 
   /** the agent's phone answered: the originated channel entered Stasis. false when not expected. */
-  onAgentAnswered(channel: ChannelInfo): boolean {
+  onAnswered(channel: ChannelInfo): boolean {
     if (!this.leg || this.leg.channelId !== channel.id || this.leg.gone || this.callerGone) return false;
     this.leg.answered = true;
     this.wake();
@@ -185,8 +202,32 @@ export class CallSession {
 
   private async flow(): Promise<void> {
     await this.deps.ari.channels.answer(this.callerChannelId);
+    // the lists decide before anything else; a database that cannot answer must not block the call
+    const standing = await withTimeout(standingOf(this.deps.db, this.caller), LIST_LOOKUP_MS).catch((err) => {
+      this.log.warn({ err: (err as Error).message }, 'black/white list lookup failed; treating the caller as unlisted');
+      return null;
+    });
+    if (standing?.black) {
+      this.event('list.black', { reason: standing.black.reason, treatment: standing.black.treatment });
+      if (standing.black.treatment === 'restrict' || !this.deps.queues.get('blacklist')) {
+        this.outcome = 'restricted';
+        await this.playToEnd('sound:hotline/zh/restricted');
+        this.endedBy ??= 'system';
+        return;
+      }
+      this.ivrPath = ['blacklist'];
+      return this.waitInQueue('blacklist');
+    }
+    if (standing?.white) {
+      this.priority = WHITELIST_PRIORITY;
+      this.event('list.white', { reason: standing.white.reason, treatment: standing.white.treatment, priority: this.priority });
+    }
     let queueId: string;
-    if (MAIN_LINES.has(this.dialed) || !this.deps.queues.get(this.dialed)) {
+    const lineQueue = MAIN_LINES.has(this.dialed) ? 'general' : this.dialed;
+    if (standing?.white?.treatment === 'skip-menu' && this.deps.queues.get(lineQueue)) {
+      queueId = lineQueue;
+      this.ivrPath = ['whitelist'];
+    } else if (MAIN_LINES.has(this.dialed) || !this.deps.queues.get(this.dialed)) {
       if (!MAIN_LINES.has(this.dialed)) this.log.warn('no queue for this dialed number; the main menu takes it');
       this.move('ivr');
       this.event('ivr.started', { menu: 'main' });
@@ -243,11 +284,14 @@ export class CallSession {
       this.wake();
     });
     let nextAnnouncement = now + this.queue!.announceEverySeconds * 1000;
+    let callbackOffered = false;
     try {
       await this.enqueue();
       while (!this.callerGone) {
         const q = this.queue!;
         const t = Date.now();
+        if (callbackOffered && q.callbackOffer && this.digits.includes(q.callbackOffer.key)) return await this.callbackAccepted();
+        this.digits.length = 0; // keys pressed while waiting mean nothing else
         if (t - this.firstQueuedAt >= q.maxWait.seconds * 1000) return await this.maxWaitReached();
         if (q.overflow && t - this.queueEnteredAt >= q.overflow.afterSeconds * 1000) {
           await this.overflowTo(q.overflow.queue);
@@ -262,13 +306,19 @@ export class CallSession {
           await this.enqueue(); // back in line with the same arrival time: it keeps its place
           continue;
         }
+        if (!callbackOffered && q.callbackOffer && t - this.firstQueuedAt >= q.callbackOffer.afterSeconds * 1000) {
+          callbackOffered = true;
+          this.event('queue.callback_offered', { key: q.callbackOffer.key });
+          await this.announce('callback-offer');
+          continue;
+        }
         if (q.announceEverySeconds > 0 && t >= nextAnnouncement) {
           await this.announceWait();
           nextAnnouncement = Date.now() + q.announceEverySeconds * 1000;
           continue;
         }
         woken = false;
-        await this.waitFor(() => (this.callerGone || woken ? true : undefined), QUEUE_POLL_MS);
+        await this.waitFor(() => (this.callerGone || woken || (callbackOffered && this.digits.length > 0) ? true : undefined), QUEUE_POLL_MS);
       }
     } finally {
       this.unsubscribeWake?.();
@@ -335,9 +385,36 @@ export class CallSession {
     const seconds = estimateWaitSeconds(position, staffed, this.deps.defaultHandleSeconds);
     const prompt = position <= 1 && staffed > 0 ? 'ewt-next' : seconds < 60 ? 'ewt-1' : seconds < 180 ? 'ewt-3' : seconds < 300 ? 'ewt-5' : 'ewt-long';
     this.event('queue.announcement', { position, staffed, estimatedWaitSeconds: seconds, prompt });
+    await this.announce(prompt);
+  }
+
+  /** a prompt to the waiting caller: the music pauses for it */
+  private async announce(prompt: string): Promise<void> {
     await this.stopMoh();
     await this.playToEnd(`sound:hotline/zh/${prompt}`);
     if (!this.callerGone) await this.startMoh();
+  }
+
+  /**
+   * The caller pressed the callback key: it hangs up now, and a stand-in keeps its place in the line
+   * (same queue, priority and arrival time). When the stand-in's turn comes, the callback dialer reserves
+   * the agent, rings the agent first, and only then dials the citizen.
+   */
+  private async callbackAccepted(): Promise<void> {
+    const q = this.queue!;
+    const callbackId = await requestCallback(this.deps.db, { number: this.caller, callId: this.id, queue: q.id, reason: 'in_queue' }).catch((err) => {
+      this.log.error({ err }, 'callback not registered');
+      return null;
+    });
+    await this.deps.engine.remove(q.id, this.id);
+    if (callbackId) {
+      await this.deps.engine.enqueue({ callId: asteriskIds.callbackStandIn(callbackId), queue: q.id, priority: this.priority, enqueuedAt: this.firstQueuedAt, stages: q.stages });
+    }
+    this.outcome = 'callback_requested';
+    this.event('queue.callback_accepted', { callbackId, keptPlace: Boolean(callbackId) });
+    await this.stopMoh();
+    await this.playToEnd('sound:hotline/zh/callback-registered');
+    this.endedBy ??= 'system';
   }
 
   /** ring the reserved agent; 'answered' returns once the conversation has ended */
@@ -372,7 +449,7 @@ export class CallSession {
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'could not ring agent');
         this.leg.gone = true;
-        cause = 'originate failed';
+        cause = err instanceof AriUnavailable ? 'asterisk unreachable' : 'phone unreachable';
       }
     }
 
@@ -406,8 +483,16 @@ export class CallSession {
       this.event('agent.no_answer', { agentId, reason: 'caller_gone' });
       return 'caller_gone';
     }
+    if (cause === 'asterisk unreachable') {
+      // we could not ring the phone (Asterisk unreachable, ARI timeout): not the agent's fault, keep it ready
+      await this.deps.agentStates.tryTransition(agentId, 'ready', { expectCallId: this.id, reason: null });
+      this.event('agent.no_answer', { agentId, reason: cause });
+      this.move('no_answer');
+      await this.waitFor(() => (this.callerGone ? true : undefined), 1000); // do not spin while Asterisk is away
+      return 'no_answer';
+    }
     // the agent did not take the call: not ready, so the next caller is not sent to an empty desk
-    await this.deps.agentStates.tryTransition(agentId, 'not_ready', { expectCallId: this.id, reason: 'ring-no-answer' });
+    await this.deps.agentStates.tryTransition(agentId, 'not_ready', { expectCallId: this.id, reason: cause === 'phone unreachable' ? 'phone-unreachable' : 'ring-no-answer' });
     this.event('agent.no_answer', { agentId, reason: outcome === 'timeout' ? 'ring_timeout' : cause });
     log.info({ cause }, 'agent did not answer; set not ready');
     this.move('no_answer');
@@ -535,29 +620,13 @@ export class CallSession {
   }
 
   private wake(): void {
-    for (const w of [...this.waiters]) w();
+    this.waits.wake();
   }
 
-  /** wait until check() returns a value (re-checked on every event of this call) or the timeout */
   private waitFor<T>(check: () => T | undefined, timeoutMs: number): Promise<T | 'timeout'> {
-    const now = check();
-    if (now !== undefined) return Promise.resolve(now);
-    return new Promise((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      const waiter = () => {
-        const v = check();
-        if (v === undefined) return;
-        done(v);
-      };
-      const done = (v: T | 'timeout') => {
-        this.waiters.delete(waiter);
-        if (timer) clearTimeout(timer);
-        resolve(v);
-      };
-      this.waiters.add(waiter);
-      if (Number.isFinite(timeoutMs)) timer = setTimeout(() => done('timeout'), timeoutMs);
-    });
+    return this.waits.waitFor(check, timeoutMs);
   }
+
 
   /** record writes run in order, retried; the call goes on even when PostgreSQL is down */
   private persist(what: string, fn: (db: Db) => Promise<unknown>): void {
@@ -588,4 +657,9 @@ export class CallSession {
       .exec()
       .catch((err: Error) => this.log.warn({ err: err.message }, 'live state not written'));
   }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
 }

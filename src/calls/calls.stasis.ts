@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { ignoreGone, type AriEvent, type AriPort } from '../ari/port.js';
-import { CallSession, type SessionDeps } from './call.session.js';
+import { CallSession, type ChannelOwner, type SessionDeps } from './call.session.js';
 
 export type RouterDeps = Omit<SessionDeps, 'track' | 'untrack' | 'ended' | 'ari'> & { ari: AriPort; log: Logger };
 
@@ -17,12 +17,16 @@ export interface CallRouter {
   resync(): Promise<void>;
   /** stop taking new calls; wait (bounded) for record writes of live calls */
   drain(timeoutMs: number): Promise<void>;
-  get(callId: string): CallSession | undefined;
+  get(callId: string): ChannelOwner | undefined;
+  /** run a call this process started itself (a callback), routing its channels' events to it */
+  adopt(owner: ChannelOwner & { run(): Promise<void> }): void;
+  /** what a session needs to register its channels (for sessions started outside the router) */
+  readonly sessionDeps: Pick<SessionDeps, 'track' | 'untrack' | 'ended'>;
 }
 
 export function createCallRouter(deps: RouterDeps): CallRouter {
-  const byChannel = new Map<string, CallSession>();
-  const byId = new Map<string, CallSession>();
+  const byChannel = new Map<string, ChannelOwner>();
+  const byId = new Map<string, ChannelOwner>();
   const log = deps.log.child({ module: 'calls' });
   let draining = false;
 
@@ -47,9 +51,10 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
           const session = new CallSession(sessionDeps, event.channel, event.at);
           byId.set(session.id, session);
           void session.run();
-        } else if (role === 'agent' && arg) {
+        } else if ((role === 'agent' || role === 'callback') && arg) {
+          // a leg we originated has answered
           const session = byId.get(arg);
-          if (!session || !session.onAgentAnswered(event.channel)) refuse(event.channel.id, 'agent answered a call that has gone');
+          if (!session || !session.onAnswered(event.channel)) refuse(event.channel.id, 'a leg answered for a call that has gone');
         } else {
           refuse(event.channel.id, `unknown Stasis role ${String(role)}`);
         }
@@ -96,5 +101,10 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
     resync,
     drain,
     get: (id) => byId.get(id),
+    adopt(owner) {
+      byId.set(owner.id, owner);
+      void owner.run();
+    },
+    sessionDeps: { track: sessionDeps.track, untrack: sessionDeps.untrack, ended: sessionDeps.ended },
   };
 }

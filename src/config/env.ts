@@ -27,6 +27,14 @@ export interface Config {
   repeatCallerDays: number;
   /** handle time assumed for estimated waits (seconds) */
   defaultHandleSeconds: number;
+  callback: {
+    /** dial string for a citizen's number, `{number}` replaced: the outbound trunk */
+    dial: string;
+    /** the number citizens see when the hotline calls them back */
+    callerId: string;
+    ringSeconds: number;
+    maxAttempts: number;
+  };
 }
 
 type Env = Record<string, string | undefined>;
@@ -105,7 +113,16 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     queuesFile: str(env, 'QUEUES_FILE', 'config/queues.yaml'),
     repeatCallerDays: int(env, 'REPEAT_CALLER_DAYS', 3, 0, 365),
     defaultHandleSeconds: int(env, 'DEFAULT_HANDLE_SECONDS', 180, 10, 3600),
+    callback: {
+      dial: str(env, 'CALLBACK_DIAL', 'PJSIP/callers/sip:{number}@127.0.0.1:5099'),
+      callerId: str(env, 'CALLBACK_CALLER_ID', '12345'),
+      ringSeconds: int(env, 'CALLBACK_RING_SECONDS', 30, 5, 120),
+      maxAttempts: int(env, 'CALLBACK_MAX_ATTEMPTS', 3, 1, 10),
+    },
   };
+  if (!config.callback.dial.includes('{number}') || !/^(PJSIP|Local)\//.test(config.callback.dial)) {
+    throw new ConfigError(`CALLBACK_DIAL must be a PJSIP/ or Local/ dial string containing {number}, got "${config.callback.dial}"`);
+  }
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(config.ari.app)) throw new ConfigError(`ARI_APP must be a simple name, got "${config.ari.app}"`);
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(config.redisPrefix)) throw new ConfigError(`REDIS_PREFIX must be a simple name, got "${config.redisPrefix}"`);
   if (nodeEnv === 'production') {
@@ -115,5 +132,5 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     }
     if (config.admin.password.length < 12) throw new ConfigError('HOTLINE_ADMIN_PASSWORD must have at least 12 characters in production');
   }
-  return Object.freeze({ ...config, ari: Object.freeze(config.ari), admin: Object.freeze(config.admin) });
+  return Object.freeze({ ...config, ari: Object.freeze(config.ari), admin: Object.freeze(config.admin), callback: Object.freeze(config.callback) });
 }

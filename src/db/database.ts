@@ -102,7 +102,18 @@ export interface AgentStateLogTable {
   actor: string | null;
 }
 
+export interface ListEntriesTable {
+  kind: 'black' | 'white';
+  number: string;
+  reason: string;
+  treatment: 'restrict' | 'queue' | 'priority' | 'skip-menu' | null;
+  expires_at: NullableTimestamp;
+  created_at: Generated<Date>;
+  created_by: string | null;
+}
+
 export interface Database {
+  list_entries: ListEntriesTable;
   users: UsersTable;
   auth_sessions: AuthSessionsTable;
   calls: CallsTable;

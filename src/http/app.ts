@@ -46,7 +46,7 @@ export interface AppDeps {
   queues: QueuesConfigStore;
   queueStats: QueueStatsService;
   readiness: Readiness;
-  metrics: () => string;
+  metrics: () => string | Promise<string>;
 }
 
 export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>;

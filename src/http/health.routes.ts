@@ -7,7 +7,7 @@ export interface ReadinessReport {
 }
 export type Readiness = () => Promise<ReadinessReport>;
 
-export const healthRoutes: FastifyPluginAsync<{ readiness: Readiness; metrics: () => string }> = async (app, opts) => {
+export const healthRoutes: FastifyPluginAsync<{ readiness: Readiness; metrics: () => string | Promise<string> }> = async (app, opts) => {
   app.get('/healthz', { schema: { tags: ['service'], summary: 'the process is alive' }, logLevel: 'warn' }, async () => ({ status: 'ok' }));
 
   app.get(
@@ -23,6 +23,6 @@ export const healthRoutes: FastifyPluginAsync<{ readiness: Readiness; metrics: (
   );
 
   app.get('/metrics', { schema: { tags: ['service'], summary: 'Prometheus text' }, logLevel: 'warn' }, async (_req, reply) =>
-    reply.type('text/plain; version=0.0.4').send(opts.metrics()),
+    reply.type('text/plain; version=0.0.4').send(await opts.metrics()),
   );
 };

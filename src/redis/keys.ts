@@ -28,4 +28,6 @@ export const asteriskIds = {
   callBridge: (callId: string) => `call-${callId}`,
   agentLeg: (callId: string, attempt: number) => `${callId}-agent-${attempt}`,
   playback: (callId: string, n: number) => `${callId}-pb-${n}`,
+  /** the waiting-list entry that keeps a callback's place in its queue */
+  callbackStandIn: (callbackId: string) => `callback-${callbackId}`,
 };

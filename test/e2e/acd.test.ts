@@ -15,10 +15,12 @@ queues:
   "12333": { skill: "12333", overflow: { afterSeconds: 120, queue: general } }
   "7001": { name: overflow test, skill: nobody, overflow: { afterSeconds: 2, queue: general } }
   "7002": { name: max wait test, skill: nobody, announceEverySeconds: 3, maxWait: { seconds: 10, action: callback } }
+  "7003": { name: in-queue callback test, skill: cbtest, callbackOffer: { afterSeconds: 2, key: "1" } }
 `);
 
 await resetAri();
-const service = await startTestService(t, 'acd', { QUEUES_FILE: queuesFile });
+const CITIZEN_PORT = 5162;
+const service = await startTestService(t, 'acd', { QUEUES_FILE: queuesFile, CALLBACK_DIAL: `PJSIP/callers/sip:{number}@127.0.0.1:${CITIZEN_PORT}` });
 const base = service.url;
 const token = await login(base);
 const runTag = String(Date.now()).slice(-5);
@@ -239,6 +241,44 @@ t.test('given a normal caller already waiting, when an overflowed (priority) cal
   const [vr] = await callsOf(vip, since);
   t.ok(nr.queuedAt < vr.queuedAt, 'the normal caller queued first');
   t.ok(vr.answeredAt < nr.answeredAt, `the priority caller was answered first (${vr.answeredAt} < ${nr.answeredAt})`);
+});
+
+t.test('given a long wait, when the caller presses 1 after the callback offer, then it hangs up and is called back through an agent when its turn comes', async (t) => {
+  const a: TestAgent = { id: '1601', port: 5161, skills: [{ skill: 'cbtest', level: 5 }] };
+  const [agentPhone] = await startPhones([a], 'agent-answer-hangup', { ring_ms: '300', talk_ms: '2000' }, 1);
+  await createReadyAgent(base, token, a);
+  t.teardown(() => logOff([a]));
+  await setState(base, token, a.id, 'not_ready', 'meeting'); // nobody free: the caller waits
+  const caller = `139${runTag}01`;
+  // the key comes 5 s after the answer, while (or after) the offer made at 2 s is played
+  const waiting = await runSipp({ scenario: 'caller-dtmf-wait-bye', remote: '127.0.0.1:5060', service: '7003', callerNumber: caller, vars: { digit: '1', welcome_ms: '5000', bye_timeout_ms: '40000' }, timeoutSeconds: 60 });
+  t.equal(waiting.succeeded, 1, 'the hotline confirmed and hung up');
+  const since = new Date(Date.now() - 120_000);
+  const [first] = await waitFor(async () => ((await callsOf(caller, since))[0]?.endedAt ? callsOf(caller, since) : undefined), 10_000, 'the first record');
+  t.equal(first.disposition, 'callback_requested');
+  t.ok(first.events.some((e: { type: string }) => e.type === 'queue.callback_offered'), 'the offer was made');
+  t.match(first.events.find((e: { type: string }) => e.type === 'queue.callback_accepted')?.data, { keptPlace: true });
+  const pending = await service.db.selectFrom('callbacks').selectAll().where('number', '=', caller).executeTakeFirstOrThrow();
+  t.match(pending, { reason: 'in_queue', status: 'pending', queue: '7003' });
+  t.equal((await service.engine.waiting('7003')).map((w) => w.callId).join(), `callback-${pending.id}`, 'a stand-in keeps the place in line');
+
+  // the citizen's phone for the callback, then the agent becomes free
+  const { startSipp } = await import('../sipp/sipp.js');
+  const citizenPhone = await startSipp({ scenario: 'agent-answer', localPort: CITIZEN_PORT, calls: 1, vars: { ring_ms: '500' }, label: 'citizen' });
+  await setState(base, token, a.id, 'ready');
+  const done = await waitFor(async () => {
+    const row = await service.db.selectFrom('callbacks').selectAll().where('id', '=', pending.id).executeTakeFirstOrThrow();
+    return row.status === 'done' || row.status === 'failed' ? row : undefined;
+  }, 40_000, 'the callback to finish');
+  const citizen = await citizenPhone.stop();
+  await agentPhone!.stop();
+  t.equal(done.status, 'done', 'the callback reached the citizen');
+  t.equal(citizen.succeeded, 1, "the citizen's phone rang, answered, and the call ended cleanly");
+  const out = (await callsOf(caller, since)).find((c) => c.direction === 'outbound');
+  t.match(out, { direction: 'outbound', disposition: 'answered', agents: ['1601'] }, 'recorded as an outbound call answered through the agent');
+  const types = out.events.map((e: { type: string }) => e.type);
+  t.ok(types.indexOf('agent.answered') < types.indexOf('callback.dialled'), 'the agent answered before the citizen was dialled');
+  t.same(await waitFor(async () => ((await ariChannels()).length === 0 ? [] : undefined), 10_000, 'no channels'), [], 'nothing left in Asterisk');
 });
 
 t.test('queue live numbers', async (t) => {

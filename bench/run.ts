@@ -1,0 +1,728 @@
+/**
+ * npm run bench [-- --quick]: variant A (Asterisk's own dialplan: Background/WaitExten menu + Queue())
+ * against variant B (this service through ARI) on the same local Asterisk, with the same SIPp callers
+ * and the same SIPp agent phones. Method and caveats: docs/benchmarks.md.
+ *
+ * Order: quick A B; full A B A B. Before each run Asterisk is restarted and must have zero channels;
+ * after each run the channels must drain to zero. Results: bench/results/<timestamp>/summary.{md,json}
+ * and raw/ (every SIPp artefacts directory: stat.csv, messages.log, errors.log, command.txt, ...).
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync } from 'node:fs';
+import { chmod, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { phoneObjects } from '../src/agents/agents.provisioning.js';
+import { runSipp, startSipp, type SippResult } from '../test/sipp/sipp.js';
+import { createReadyAgent } from '../test/helpers/acd.js';
+import { agentInvites, callerCalls, percentile, round, type CallerCall } from './siplog.js';
+import { summariseProfiles } from './cpuprofile.js';
+import { installVariantA, removeVariantA, A_NUMBER } from './variant-a.js';
+
+const run = promisify(execFile);
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const quick = process.argv.includes('--quick');
+/** --profile: the service runs with node --cpu-prof (slower: its figures are then not comparable) and the summary says where its CPU went */
+const profile = process.argv.includes('--profile');
+/**
+ * --ari-filter: an experiment from outside the service. After it connects, the bench sets ARI's
+ * per-application event filter (PUT /applications/hotline/eventFilter) to the six event types the
+ * adapter listens to (src/ari/client.ts EVENT_TYPES), so Asterisk stops sending the rest.
+ */
+const ariFilter = process.argv.includes('--ari-filter');
+const FILTER_TYPES = ['StasisStart', 'StasisEnd', 'ChannelDestroyed', 'ChannelDtmfReceived', 'PlaybackFinished', 'ApplicationReplaced'];
+
+const CACHE = process.env.HOTLINE_CACHE ?? '/var/cache/hotline';
+const ARI_URL = 'http://127.0.0.1:8088';
+const ARI_AUTH = `Basic ${Buffer.from(`${process.env.ARI_USER ?? 'hotline'}:${process.env.ARI_PASSWORD ?? 'hotline-dev'}`).toString('base64')}`;
+const SVC_PORT = Number(process.env.BENCH_SERVICE_PORT ?? 3199);
+const SVC_URL = `http://127.0.0.1:${SVC_PORT}`;
+const AGENT_PORT = 5290;
+const REDIS_PREFIX = 'hotline-bench';
+const DB_NAME = 'hotline_bench';
+const B_NUMBER = '12345';
+const WELCOME_MS = 1000;
+const TALK_MS = 3000; // P1: caller hangs up 3 s after its digit: ~4 s calls, ~2.4 s of them with the agent
+const RING_MS = 1000; // agent phones answer after 1 s (the issue)
+
+interface Profile {
+  ramp: number[];
+  stepSeconds: number;
+  plateaus: number[];
+  holdSeconds: number;
+  soakSeconds: number;
+  agents: number;
+  order: Array<'A' | 'B'>;
+}
+const PROFILE: Profile = quick
+  ? { ramp: [2, 4, 8, 12], stepSeconds: 15, plateaus: [40], holdSeconds: 15, soakSeconds: 0, agents: 60, order: ['A', 'B'] }
+  : { ramp: [2, 4, 8, 12, 16, 20, 25, 30], stepSeconds: 30, plateaus: [50, 100, 150], holdSeconds: 30, soakSeconds: 300, agents: 170, order: ['A', 'B', 'A', 'B'] };
+
+const stamp = new Date().toISOString().replace(/[:.]/g, '-').replace('T', '_').slice(0, 19);
+const OUT = path.join(REPO, 'bench', 'results', stamp);
+const RAW = path.join(OUT, 'raw');
+let runCounter = 10; // caller numbers are 139 + two digits of this + SIPp's call number: unique per SIPp run
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const say = (msg: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+
+// ---------------------------------------------------------------- processes, CPU, memory
+
+const CLK_TCK = 100;
+async function cpuMs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK; // utime + stime (fields 14, 15)
+}
+async function rssKb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+}
+async function asteriskPid(): Promise<number> {
+  const pid = Number((await readFile(path.join(CACHE, 'asterisk.pid'), 'utf8')).trim());
+  if (!pid || !existsSync(`/proc/${pid}`)) throw new Error('Asterisk pid not found (scripts/asterisk.sh status)');
+  return pid;
+}
+let taskset: string | null = null;
+async function pin(pid: number, cpu: number): Promise<void> {
+  if (taskset) await run(taskset, ['-a', '-pc', String(cpu), String(pid)]);
+}
+
+async function asteriskSh(...args: string[]): Promise<string> {
+  const { stdout } = await run('bash', [path.join(REPO, 'scripts/asterisk.sh'), ...args], { maxBuffer: 10 * 1024 * 1024 });
+  return stdout;
+}
+
+async function ari(method: string, p: string, body?: unknown): Promise<any> {
+  const res = await fetch(`${ARI_URL}/ari${p}`, {
+    method,
+    headers: { authorization: ARI_AUTH, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`ARI ${method} ${p}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+const channelCount = async () => ((await ari('GET', '/channels')) as unknown[]).length;
+
+async function waitNoChannels(ms: number): Promise<number> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const n = await channelCount();
+    if (n === 0 || Date.now() > deadline) return n;
+    await sleep(250);
+  }
+}
+
+// ---------------------------------------------------------------- the service (variant B)
+
+interface Svc {
+  child: ChildProcess;
+  startedAt: number;
+  pid: number;
+  token: string;
+  stop(): Promise<void>;
+}
+
+async function startService(queuesFile: string, logFile: string, profileDir: string): Promise<Svc> {
+  const env = {
+    ...process.env,
+    NODE_ENV: 'test',
+    PORT: String(SVC_PORT),
+    HOST: '127.0.0.1',
+    DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${DB_NAME}`,
+    REDIS_PREFIX,
+    QUEUES_FILE: queuesFile,
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+    REPEAT_CALLER_DAYS: '0',
+  };
+  const node = [process.execPath, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), '--import', 'tsx', path.join(REPO, 'src/main.ts')];
+  const [cmd, ...args] = taskset ? [taskset, '-c', '1', ...node] : node;
+  const startedAt = Date.now();
+  const child = spawn(cmd!, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = createWriteStream(logFile);
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (exited) throw new Error(`the service exited during start-up (log: ${logFile})`);
+    const ok = await fetch(`${SVC_URL}/readyz`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) throw new Error(`the service is not ready after 60 s (log: ${logFile})`);
+    await sleep(250);
+  }
+  const login = await fetch(`${SVC_URL}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password: 'admin' }),
+  }).then((r) => r.json() as Promise<{ token: string }>);
+  return {
+    child,
+    startedAt,
+    pid: child.pid!,
+    token: login.token,
+    stop: async () => {
+      if (exited) return;
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await Promise.race([gone, sleep(15_000)]);
+      if (!exited) child.kill('SIGKILL');
+    },
+  };
+}
+
+async function metricsOf(): Promise<Record<string, number>> {
+  const text = await fetch(`${SVC_URL}/metrics`).then((r) => r.text());
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_]+(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (m) out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
+
+const ariRequests = (m: Record<string, number>) =>
+  Object.entries(m).reduce((t, [k, v]) => (k.startsWith('hotline_ari_request_duration_seconds_count') ? t + v : t), 0);
+
+async function cleanRedis(): Promise<void> {
+  const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 2 });
+  await redis.connect();
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${REDIS_PREFIX}:*`, 'COUNT', 1000);
+    if (keys.length) await redis.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  redis.disconnect();
+}
+
+// ---------------------------------------------------------------- one variant run
+
+interface StepResult {
+  rate: number;
+  calls: number;
+  succeeded: number;
+  failed: number;
+  failedPct: number;
+  retransmissions: number;
+  setupMs: { p50: number | null; p99: number | null };
+  dtmfToAgentMs: { p50: number | null; p99: number | null; joined: number };
+  cpuMsPerCall: { asterisk: number | null; service: number | null };
+  wsBytesPerCall: number | null;
+  wsMessagesPerCall: number | null;
+  ariRequestsPerCall: number | null;
+  eventLoopDelayP99Ms: number | null;
+  artefacts: string;
+}
+interface PlateauResult {
+  concurrent: number;
+  channelsSeen: number;
+  rssKb: { asterisk: number; service: number | null };
+  heapKb: number | null;
+  failed: number;
+}
+interface RunResult {
+  variant: 'A' | 'B';
+  index: number;
+  idleRssKb: { asterisk: number; service: number | null };
+  idleHeapKb: number | null;
+  plateaus: PlateauResult[];
+  ramp: StepResult[];
+  soak?: { calls: number; failed: number; heapKbStart: number | null; heapKbEnd: number | null; rssKbStart: { asterisk: number; service: number | null }; rssKbEnd: { asterisk: number; service: number | null } };
+  /** ms from the start of the digit (ACK + welcome pause) to the moment the service saw it (B, step 1), used to place the digit */
+  dtmfOffsetMs: number | null;
+  /** B: ms from the service's spawn to the start of the measured profiles (the CPU profile summary skips start-up) */
+  profileSkipMs: number | null;
+  leftoverChannels: number;
+  /** raw joins kept for the DTMF figure: per step, [callerAck + welcome, agent INVITE] */
+  joins: Array<Array<{ number: string; digitAt: number; agentAt: number }>>;
+}
+
+interface Ctx {
+  variant: 'A' | 'B';
+  index: number;
+  astPid: number;
+  svc: Svc | null;
+  agentLog: string;
+}
+
+const serviceCpu = async (ctx: Ctx) => (ctx.svc ? cpuMs(ctx.svc.pid) : 0);
+
+async function callers(ctx: Ctx, label: string, calls: number, rate: number, talkMs: number): Promise<{ res: SippResult; prefix: string }> {
+  const prefix = `139${runCounter++}`;
+  const res = await runSipp({
+    scenario: 'caller-dtmf',
+    remote: '127.0.0.1:5060',
+    service: ctx.variant === 'A' ? A_NUMBER : B_NUMBER,
+    callerNumber: `${prefix}[call_number]`,
+    calls,
+    rate,
+    limit: calls,
+    vars: { digit: '1', welcome_ms: String(WELCOME_MS), talk_ms: String(talkMs) },
+    timeoutSeconds: Math.ceil(calls / rate + talkMs / 1000 + 60),
+    label: `${ctx.variant}${ctx.index}-${label}`,
+  });
+  await cp(res.artefactsDir, path.join(RAW, `${ctx.variant}${ctx.index}`, label), { recursive: true });
+  return { res, prefix };
+}
+
+async function runVariant(variant: 'A' | 'B', index: number): Promise<RunResult> {
+  say(`---- variant ${variant} run ${index}: restarting Asterisk`);
+  await asteriskSh('restart');
+  const astPid = await asteriskPid();
+  await pin(astPid, 1);
+  const before = await channelCount();
+  if (before !== 0) throw new Error(`Asterisk has ${before} channels right after its restart`);
+
+  const agents = Array.from({ length: PROFILE.agents }, (_, i) => ({ id: String(3001 + i), port: AGENT_PORT, skills: [{ skill: 'general', level: 5 }] }));
+  let svc: Svc | null = null;
+  const runDir = path.join(RAW, `${variant}${index}`);
+  await mkdir(runDir, { recursive: true });
+  if (variant === 'A') {
+    await installVariantA(agents.map((a) => a.id), (...a) => asteriskSh(...a));
+    // the same PJSIP objects the service pushes for a desk phone (src/agents/agents.provisioning.ts)
+    for (const a of agents) {
+      const o = phoneObjects({ employee_no: a.id, phone_kind: 'uri', phone_uri: `sip:agent${a.id}@127.0.0.1:${AGENT_PORT}`, sip_password: null });
+      for (const obj of [o.aor, o.endpoint]) {
+        await ari('PUT', `/asterisk/config/dynamic/res_pjsip/${obj.type}/${obj.id}`, { fields: Object.entries(obj.fields).map(([attribute, value]) => ({ attribute, value })) });
+      }
+    }
+  } else {
+    await cleanRedis();
+    const queuesFile = path.join(runDir, 'queues.yaml');
+    await writeFile(
+      queuesFile,
+      [
+        '# bench: one skill queue like variant A (no announcements, no wrap-up, ring 15 s)',
+        'defaults: { ringSeconds: 15, wrapUpSeconds: 0, serviceLevelSeconds: 20, announceEverySeconds: 0, moh: default, maxWait: { seconds: 900, action: callback } }',
+        'queues:',
+        '  general: { skill: general }',
+        '  en: { skill: en }',
+        '',
+      ].join('\n'),
+    );
+    svc = await startService(queuesFile, path.join(runDir, 'service.log'), path.join(runDir, 'cpuprofile'));
+    for (const a of agents) await createReadyAgent(SVC_URL, svc.token, a);
+    if (ariFilter) {
+      await ari('PUT', `/applications/${process.env.ARI_APP ?? 'hotline'}/eventFilter`, { allowed: FILTER_TYPES.map((type) => ({ type })) });
+      say(`ARI event filter set: ${FILTER_TYPES.join(', ')}`);
+    }
+  }
+
+  const phone = await startSipp({ scenario: 'agent-answer', localPort: AGENT_PORT, calls: 1_000_000, limit: 5000, vars: { ring_ms: String(RING_MS) }, timeoutSeconds: 3600, label: `${variant}${index}-agents` });
+  const ctx: Ctx = { variant, index, astPid, svc, agentLog: path.join(phone.artefactsDir, 'messages.log') };
+  const result: RunResult = { variant, index, idleRssKb: { asterisk: 0, service: null }, idleHeapKb: null, plateaus: [], ramp: [], dtmfOffsetMs: null, profileSkipMs: null, leftoverChannels: 0, joins: [] };
+  try {
+    // warm-up: a few calls so lazily loaded code and prompt files do not count as per-call memory
+    say('warm-up: 5 calls');
+    await callers(ctx, 'warmup', 5, 5, TALK_MS);
+    await waitNoChannels(10_000);
+    await sleep(1000);
+    result.idleRssKb = { asterisk: await rssKb(astPid), service: svc ? await rssKb(svc.pid) : null };
+    // heap used is a GC sawtooth: its troughs (the minimum of several samples) track the live heap
+    if (svc) {
+      const idle: number[] = [];
+      for (let i = 0; i < 5; i++, await sleep(1000)) idle.push(((await metricsOf()).nodejs_heap_used_bytes ?? 0) / 1024);
+      result.idleHeapKb = Math.min(...idle);
+    }
+
+    if (svc) result.profileSkipMs = Date.now() - svc.startedAt;
+    // P2 first (ascending plateaus), so the ramp's high-water mark does not hide the memory per call
+    for (const n of PROFILE.plateaus) result.plateaus.push(await plateau(ctx, n));
+    // P1: call-rate ramp until > 1 % failed
+    for (const [i, rate] of PROFILE.ramp.entries()) {
+      const step = await rampStep(ctx, rate, i === 0 ? result : null);
+      result.ramp.push(step);
+      say(`P1 ${rate} cps: ${step.succeeded}/${step.calls} ok, ${step.retransmissions} retransmissions, CPU ms/call Asterisk ${step.cpuMsPerCall.asterisk} service ${step.cpuMsPerCall.service ?? 'n/a'}`);
+      if (step.failedPct > 1) break;
+    }
+    if (PROFILE.soakSeconds > 0) result.soak = await soak(ctx, result);
+  } finally {
+    await phone.stop(2000).catch(() => undefined);
+    await cp(phone.artefactsDir, path.join(runDir, 'agents'), { recursive: true }).catch(() => undefined);
+    result.leftoverChannels = await waitNoChannels(15_000);
+    if (result.leftoverChannels) say(`WARNING: ${result.leftoverChannels} channels left in Asterisk after the run`);
+    if (svc) await svc.stop();
+    if (variant === 'A') await removeVariantA((...a) => asteriskSh(...a));
+  }
+  // the joins need the agent phone's whole log, complete only once it stopped
+  const invites = await agentInvites(path.join(runDir, 'agents', 'messages.log'));
+  for (const step of result.ramp) {
+    const calls = await callerCalls(path.join(step.artefacts, 'messages.log'));
+    step.setupMs = setupOf(calls);
+    const joins = joinDtmf(calls, invites);
+    result.joins.push(joins);
+    step.dtmfToAgentMs = { p50: null, p99: null, joined: joins.length }; // placed after calibration (summarise)
+  }
+  return result;
+}
+
+function setupOf(calls: CallerCall[]) {
+  const v = calls.filter((c) => c.answeredAt !== undefined).map((c) => c.answeredAt! - c.inviteAt);
+  return { p50: round(percentile(v, 50), 2), p99: round(percentile(v, 99), 2) };
+}
+
+function joinDtmf(calls: CallerCall[], invites: Map<string, number>) {
+  const out: Array<{ number: string; digitAt: number; agentAt: number }> = [];
+  for (const c of calls) {
+    const agentAt = invites.get(c.number);
+    if (c.ackAt === undefined || agentAt === undefined) continue;
+    out.push({ number: c.number, digitAt: c.ackAt + WELCOME_MS, agentAt });
+  }
+  return out;
+}
+
+async function rampStep(ctx: Ctx, rate: number, calibrate: RunResult | null): Promise<StepResult> {
+  const calls = rate * PROFILE.stepSeconds;
+  const since = new Date();
+  const astBefore = await cpuMs(ctx.astPid);
+  const svcBefore = await serviceCpu(ctx);
+  const m0 = ctx.svc ? await metricsOf() : null;
+  let loopP99 = 0;
+  let sampling = Boolean(ctx.svc);
+  const sampler = (async () => {
+    while (sampling) {
+      await sleep(5000);
+      if (!sampling) break;
+      const m = await metricsOf().catch(() => null);
+      if (m) loopP99 = Math.max(loopP99, (m['hotline_event_loop_delay_seconds{quantile="0.99"}'] ?? 0) * 1000);
+    }
+  })();
+  const { res, prefix } = await callers(ctx, `p1-${rate}cps`, calls, rate, TALK_MS);
+  await waitNoChannels(10_000);
+  sampling = false;
+  await sampler;
+  if (ctx.svc) {
+    // the last 10 s window of the event-loop monitor holds the end of the step
+    const m = await metricsOf();
+    loopP99 = Math.max(loopP99, (m['hotline_event_loop_delay_seconds{quantile="0.99"}'] ?? 0) * 1000);
+  }
+  const astCpu = (await cpuMs(ctx.astPid)) - astBefore;
+  const svcCpu = (await serviceCpu(ctx)) - svcBefore;
+  const m1 = ctx.svc ? await metricsOf() : null;
+  const n = Math.max(1, res.succeeded + res.failed);
+  if (calibrate && ctx.svc) calibrate.dtmfOffsetMs = await dtmfOffset(ctx, since, prefix, path.join(res.artefactsDir, 'messages.log'));
+  return {
+    rate,
+    calls,
+    succeeded: res.succeeded,
+    failed: res.failed,
+    failedPct: round((100 * (calls - res.succeeded)) / calls, 2)!,
+    retransmissions: Number(res.stats['Retransmissions(C)'] ?? 0),
+    setupMs: { p50: null, p99: null },
+    dtmfToAgentMs: { p50: null, p99: null, joined: 0 },
+    cpuMsPerCall: { asterisk: round(astCpu / n, 2), service: ctx.svc ? round(svcCpu / n, 2) : null },
+    wsBytesPerCall: m0 && m1 ? round((m1.hotline_ari_ws_bytes_received_total! - m0.hotline_ari_ws_bytes_received_total!) / n, 0) : null,
+    wsMessagesPerCall: m0 && m1 ? round((m1.hotline_ari_ws_messages_received_total! - m0.hotline_ari_ws_messages_received_total!) / n, 1) : null,
+    ariRequestsPerCall: m0 && m1 ? round((ariRequests(m1) - ariRequests(m0)) / n, 1) : null,
+    eventLoopDelayP99Ms: ctx.svc ? round(loopP99, 2) : null,
+    artefacts: path.join(RAW, `${ctx.variant}${ctx.index}`, `p1-${rate}cps`),
+  };
+}
+
+/** B only: where the digit really is. The service's ivr.digit event time minus (caller's ACK + welcome pause), median over the step. */
+async function dtmfOffset(ctx: Ctx, since: Date, prefix: string, log: string): Promise<number | null> {
+  const calls = await callerCalls(log);
+  const byNumber = new Map(calls.map((c) => [c.number, c]));
+  const res = await fetch(`${SVC_URL}/api/v1/calls?from=${since.toISOString()}&limit=200`, { headers: { authorization: `Bearer ${ctx.svc!.token}` } });
+  const body = (await res.json()) as { items: Array<{ caller: string; events: Array<{ type: string; at: string }> }> };
+  const offsets: number[] = [];
+  for (const item of body.items ?? []) {
+    if (!item.caller.startsWith(prefix)) continue;
+    const c = byNumber.get(item.caller);
+    const digit = item.events?.find((e) => e.type === 'ivr.digit');
+    if (!c?.ackAt || !digit) continue;
+    offsets.push(new Date(digit.at).getTime() - (c.ackAt + WELCOME_MS));
+  }
+  return round(percentile(offsets, 50), 1);
+}
+
+async function plateau(ctx: Ctx, n: number): Promise<PlateauResult> {
+  const rate = Math.min(10, Math.max(2, Math.round(n / 5)));
+  const rampMs = (n / rate) * 1000;
+  const talkMs = rampMs + 3000 + PROFILE.holdSeconds * 1000;
+  say(`P2 plateau ${n} concurrent calls (${rate} cps, held ${PROFILE.holdSeconds} s)`);
+  const running = callers(ctx, `p2-${n}`, n, rate, talkMs);
+  await sleep(rampMs + WELCOME_MS + 2000 + RING_MS + 2000);
+  const samples: Array<{ ast: number; svc: number | null; heap: number | null; ch: number }> = [];
+  const end = Date.now() + PROFILE.holdSeconds * 1000 - 4000;
+  while (Date.now() < end) {
+    samples.push({
+      ast: await rssKb(ctx.astPid),
+      svc: ctx.svc ? await rssKb(ctx.svc.pid) : null,
+      heap: ctx.svc ? ((await metricsOf()).nodejs_heap_used_bytes ?? 0) / 1024 : null,
+      ch: await channelCount(),
+    });
+    await sleep(2000);
+  }
+  const { res } = await running;
+  await waitNoChannels(10_000);
+  const med = (xs: number[]) => percentile(xs, 50) ?? 0;
+  return {
+    concurrent: n,
+    channelsSeen: Math.max(0, ...samples.map((s) => s.ch)),
+    rssKb: { asterisk: med(samples.map((s) => s.ast)), service: ctx.svc ? med(samples.map((s) => s.svc!)) : null },
+    heapKb: ctx.svc ? round(Math.min(...samples.map((s) => s.heap!)), 0) : null, // the trough: see idleHeapKb
+    failed: res.failed,
+  };
+}
+
+async function soak(ctx: Ctx, r: RunResult): Promise<RunResult['soak']> {
+  const top = Math.max(...r.ramp.filter((s) => s.failedPct <= 1).map((s) => s.rate), 1);
+  const rate = Math.max(1, Math.round(top * 0.7));
+  say(`P3 soak: ${rate} cps for ${PROFILE.soakSeconds} s`);
+  const snap = async () => ({ asterisk: await rssKb(ctx.astPid), service: ctx.svc ? await rssKb(ctx.svc.pid) : null });
+  const heap = async () => (ctx.svc ? ((await metricsOf()).nodejs_heap_used_bytes ?? 0) / 1024 : null);
+  const rssKbStart = await snap();
+  const heapKbStart = await heap();
+  const { res } = await callers(ctx, 'p3-soak', rate * PROFILE.soakSeconds, rate, TALK_MS);
+  await waitNoChannels(10_000);
+  return { calls: rate * PROFILE.soakSeconds, failed: res.failed, heapKbStart, heapKbEnd: await heap(), rssKbStart, rssKbEnd: await snap() };
+}
+
+// ---------------------------------------------------------------- summary
+
+const median = (xs: Array<number | null>): number | null => {
+  const v = xs.filter((x): x is number => x !== null && Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return null;
+  return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+};
+
+/** least-squares slope of y over x */
+function slope(points: Array<[number, number]>): number | null {
+  if (points.length < 2) return null;
+  const mx = points.reduce((s, p) => s + p[0], 0) / points.length;
+  const my = points.reduce((s, p) => s + p[1], 0) / points.length;
+  const num = points.reduce((s, p) => s + (p[0] - mx) * (p[1] - my), 0);
+  const den = points.reduce((s, p) => s + (p[0] - mx) ** 2, 0);
+  return den ? num / den : null;
+}
+
+function figuresOf(r: RunResult, offset: number) {
+  const ok = r.ramp.filter((s) => s.failedPct <= 1);
+  const okIdx = r.ramp.map((s, i) => (s.failedPct <= 1 ? i : -1)).filter((i) => i >= 0);
+  // per step DTMF figures with the calibrated digit position
+  r.ramp.forEach((s, i) => {
+    const d = (r.joins[i] ?? []).map((j) => j.agentAt - j.digitAt - offset);
+    s.dtmfToAgentMs = { p50: round(percentile(d, 50), 1), p99: round(percentile(d, 99), 1), joined: d.length };
+  });
+  const allDtmf = okIdx.flatMap((i) => (r.joins[i] ?? []).map((j) => j.agentAt - j.digitAt - offset));
+  // setup percentiles are pooled over the passing steps' calls afterwards (pooledSetup)
+  const calls = ok.reduce((n, s) => n + s.succeeded + s.failed, 0) || 1;
+  const wsum = (f: (s: StepResult) => number | null) => {
+    const parts = ok.map((s) => [f(s), s.succeeded + s.failed] as const).filter(([v]) => v !== null);
+    return parts.length ? parts.reduce((t, [v, w]) => t + v! * w, 0) / calls : null;
+  };
+  const pts = (pick: (p: PlateauResult) => number | null, idle: number | null): Array<[number, number]> =>
+    idle === null ? [] : [[0, idle] as [number, number], ...r.plateaus.map((p) => [p.concurrent, pick(p) ?? 0] as [number, number])];
+  const kbAst = slope(pts((p) => p.rssKb.asterisk, r.idleRssKb.asterisk));
+  const kbSvc = r.variant === 'B' ? slope(pts((p) => p.rssKb.service, r.idleRssKb.service)) : null;
+  const kbHeap = r.variant === 'B' ? slope(pts((p) => p.heapKb, r.idleHeapKb)) : null;
+  return {
+    cps: ok.length ? Math.max(...ok.map((s) => s.rate)) : 0,
+    cpsSaturated: r.ramp.some((s) => s.failedPct > 1),
+    setupMs: { p50: null as number | null, p99: null as number | null },
+    dtmfToAgentMs: { p50: round(percentile(allDtmf, 50), 1), p99: round(percentile(allDtmf, 99), 1) },
+    cpuMsPerCall: { asterisk: round(wsum((s) => s.cpuMsPerCall.asterisk), 2), service: r.variant === 'B' ? round(wsum((s) => s.cpuMsPerCall.service), 2) : null },
+    // B: Asterisk's RSS slope + the service's V8 heap slope (the service's RSS moves with GC and is too noisy at this scale)
+    kbPerConcurrentCall: round((kbAst ?? 0) + (r.variant === 'B' ? kbHeap ?? 0 : 0), 1),
+    kbPerConcurrentCallBy: { asterisk: round(kbAst, 1), service: round(kbSvc, 1), serviceHeap: round(kbHeap, 1) },
+    wsBytesPerCall: r.variant === 'B' ? round(wsum((s) => s.wsBytesPerCall), 0) : null,
+    wsMessagesPerCall: r.variant === 'B' ? round(wsum((s) => s.wsMessagesPerCall), 1) : null,
+    ariRequestsPerCall: r.variant === 'B' ? round(wsum((s) => s.ariRequestsPerCall), 1) : null,
+    eventLoopDelayP99Ms: r.variant === 'B' ? round(Math.max(...ok.map((s) => s.eventLoopDelayP99Ms ?? 0)), 2) : null,
+    ...(r.soak ? { soak: r.soak } : {}),
+  };
+}
+
+async function pooledSetup(r: RunResult) {
+  const v: number[] = [];
+  for (const s of r.ramp.filter((x) => x.failedPct <= 1)) {
+    for (const c of await callerCalls(path.join(s.artefacts, 'messages.log'))) if (c.answeredAt !== undefined) v.push(c.answeredAt - c.inviteAt);
+  }
+  return { p50: round(percentile(v, 50), 2), p99: round(percentile(v, 99), 2) };
+}
+
+type Figures = ReturnType<typeof figuresOf>;
+
+function combine(fs: Figures[]): Figures {
+  if (fs.length === 1) return fs[0]!;
+  const m = (pick: (f: Figures) => number | null) => round(median(fs.map(pick)), 2);
+  return {
+    ...fs[0]!,
+    cps: m((f) => f.cps)!,
+    cpsSaturated: fs.some((f) => f.cpsSaturated),
+    setupMs: { p50: m((f) => f.setupMs.p50), p99: m((f) => f.setupMs.p99) },
+    dtmfToAgentMs: { p50: m((f) => f.dtmfToAgentMs.p50), p99: m((f) => f.dtmfToAgentMs.p99) },
+    cpuMsPerCall: { asterisk: m((f) => f.cpuMsPerCall.asterisk), service: m((f) => f.cpuMsPerCall.service) },
+    kbPerConcurrentCall: m((f) => f.kbPerConcurrentCall),
+    kbPerConcurrentCallBy: { asterisk: m((f) => f.kbPerConcurrentCallBy.asterisk), service: m((f) => f.kbPerConcurrentCallBy.service), serviceHeap: m((f) => f.kbPerConcurrentCallBy.serviceHeap) },
+    wsBytesPerCall: m((f) => f.wsBytesPerCall),
+    wsMessagesPerCall: m((f) => f.wsMessagesPerCall),
+    ariRequestsPerCall: m((f) => f.ariRequestsPerCall),
+    eventLoopDelayP99Ms: m((f) => f.eventLoopDelayP99Ms),
+  };
+}
+
+const ratio = (b: number | null | undefined, a: number | null | undefined) => (a && b !== null && b !== undefined ? round(b / a, 3) : null);
+
+async function machine(pinned: boolean) {
+  const ver = async (cmd: string, args: string[]) => (await run(cmd, args).then((r) => r.stdout + r.stderr, () => '')).split('\n').find((l) => l.trim()) ?? '';
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? '',
+    memGB: round(os.totalmem() / 2 ** 30, 1),
+    kernel: os.release(),
+    node: process.version,
+    asterisk: (await asteriskSh('cli', 'core show version').catch(() => '')).trim(),
+    sipp: (await ver('sipp', ['-v'])).replace(/\x1b\[[0-9;]*m/g, '').trim(),
+    pinning: pinned ? 'taskset: SIPp (callers and agent phones) on CPU 0; Asterisk (all threads) and the service on CPU 1' : 'none (taskset missing or fewer than 2 CPUs)',
+    profile: `${quick ? 'quick' : 'full'}${profile ? ' --profile (service under the V8 profiler: its CPU and latency figures are inflated)' : ''}${ariFilter ? ' --ari-filter (B with the ARI event filter set by the bench)' : ''}`,
+  };
+}
+
+function table(summary: any, runs: RunResult[]): string {
+  const A = summary.A;
+  const B = summary.B;
+  const f = (v: unknown) => (v === null || v === undefined ? 'n/a' : String(v));
+  const row = (name: string, a: unknown, b: unknown, r: unknown) => `| ${name} | ${f(a)} | ${f(b)} | ${f(r)} |`;
+  const lines = [
+    `# Benchmark ${stamp} (${quick ? 'quick' : 'full'})`,
+    '',
+    'Variant A: Asterisk dialplan (Answer, Background welcome + WaitExten, Queue() leastrecent over the same agents).',
+    'Variant B: this service through ARI (answer, welcome menu, Redis ACD, originate, mixing bridge).',
+    'Neither records nor runs a survey yet (the service has neither): MixMonitor and the Read() survey are left out of A too.',
+    `Options: ${summary.machine.profile}.`,
+    `Machine: ${summary.machine.cpus} CPUs (${summary.machine.cpuModel}), ${summary.machine.memGB} GB, ${summary.machine.asterisk}; pinning: ${summary.machine.pinning}.`,
+    '',
+    '| figure | A (dialplan) | B (service) | B/A |',
+    '|---|---|---|---|',
+    row(`highest call rate with <1 % failed (cps)${A.cpsSaturated || B.cpsSaturated ? '' : ' — top step reached, not saturated'}`, A.cps, B.cps, summary.ratio.cps),
+    row('INVITE→200 p50 (ms)', A.setupMs.p50, B.setupMs.p50, summary.ratio.setupP50),
+    row('INVITE→200 p99 (ms)', A.setupMs.p99, B.setupMs.p99, summary.ratio.setupP99),
+    row('DTMF→agent INVITE p50 (ms; B/A column: B − A)', A.dtmfToAgentMs.p50, B.dtmfToAgentMs.p50, `+${summary.ratio.dtmfToAgentP50DeltaMs} ms`),
+    row('DTMF→agent INVITE p99 (ms; B/A column: B − A)', A.dtmfToAgentMs.p99, B.dtmfToAgentMs.p99, `+${summary.ratio.dtmfToAgentP99DeltaMs} ms`),
+    row('Asterisk CPU per call (ms)', A.cpuMsPerCall.asterisk, B.cpuMsPerCall.asterisk, summary.ratio.asteriskCpuPerCall),
+    row('service CPU per call (ms)', A.cpuMsPerCall.service, B.cpuMsPerCall.service, ''),
+    row('Asterisk+service CPU per call (ms)', A.cpuMsPerCall.asterisk, round((B.cpuMsPerCall.asterisk ?? 0) + (B.cpuMsPerCall.service ?? 0), 2), summary.ratio.totalCpuPerCall),
+    row('KB per concurrent call (Asterisk RSS + service V8 heap)', A.kbPerConcurrentCall, B.kbPerConcurrentCall, summary.ratio.kbPerConcurrentCall),
+    row('… Asterisk RSS / service V8 heap / service RSS (KB per call)', `${f(A.kbPerConcurrentCallBy.asterisk)} / n/a / n/a`, `${f(B.kbPerConcurrentCallBy.asterisk)} / ${f(B.kbPerConcurrentCallBy.serviceHeap)} / ${f(B.kbPerConcurrentCallBy.service)}`, ''),
+    row('ARI WebSocket bytes per call', A.wsBytesPerCall, B.wsBytesPerCall, ''),
+    row('ARI WebSocket messages / REST requests per call', 'n/a', `${f(B.wsMessagesPerCall)} / ${f(B.ariRequestsPerCall)}`, ''),
+    row('event-loop delay p99 under load (ms)', A.eventLoopDelayP99Ms, B.eventLoopDelayP99Ms, ''),
+    '',
+    `DTMF→agent: from the digit (caller's ACK + ${WELCOME_MS} ms pause + ${summary.dtmfOffsetMs} ms calibrated digit offset) to the agent phone's INVITE; error ±2 ms, see docs/benchmarks.md.`,
+    'Event-loop delay: beyond the 10 ms sampling interval of perf_hooks.monitorEventLoopDelay, worst 10 s window of the ramp.',
+    '',
+    '## Per run and step',
+    '',
+    '| run | step | calls | failed % | retrans | setup p50/p99 ms | DTMF→agent p50/p99 ms | CPU ms/call ast / svc | WS B/call | loop p99 ms |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of runs) {
+    for (const s of r.ramp) {
+      lines.push(
+        `| ${r.variant}${r.index} | ${s.rate} cps | ${s.calls} | ${s.failedPct} | ${s.retransmissions} | ${f(s.setupMs.p50)} / ${f(s.setupMs.p99)} | ${f(s.dtmfToAgentMs.p50)} / ${f(s.dtmfToAgentMs.p99)} (${s.dtmfToAgentMs.joined}) | ${f(s.cpuMsPerCall.asterisk)} / ${f(s.cpuMsPerCall.service)} | ${f(s.wsBytesPerCall)} | ${f(s.eventLoopDelayP99Ms)} |`,
+      );
+    }
+  }
+  lines.push('', '| run | idle RSS KB ast / svc | plateau | channels seen | RSS KB ast / svc | svc heap KB | failed | leftover channels |', '|---|---|---|---|---|---|---|---|');
+  for (const r of runs) {
+    for (const p of r.plateaus) {
+      lines.push(`| ${r.variant}${r.index} | ${r.idleRssKb.asterisk} / ${f(r.idleRssKb.service)} | ${p.concurrent} | ${p.channelsSeen} | ${p.rssKb.asterisk} / ${f(p.rssKb.service)} | ${f(p.heapKb)} | ${p.failed} | ${r.leftoverChannels} |`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function profileTable(runs: RunResult[]): Promise<string> {
+  if (!profile) return '';
+  const lines = ['', '## Where the service CPU went (--profile: V8 sampling profile, self time from P2 on, start-up and agent sign-in excluded; native code counted for its JavaScript caller)', '', '| run | place | ms | % of busy |', '|---|---|---|---|'];
+  for (const r of runs.filter((x) => x.variant === 'B')) {
+    const rows = await summariseProfiles(path.join(RAW, `B${r.index}`, 'cpuprofile'), r.profileSkipMs ?? 0);
+    for (const row of rows.slice(0, 20)) lines.push(`| B${r.index} | ${row.place} | ${row.ms} | ${row.pct} |`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  await mkdir(RAW, { recursive: true });
+  say(`results in ${path.relative(REPO, OUT)}; profile ${quick ? 'quick' : 'full'}`);
+  say('provisioning (scripts/provision.sh)');
+  await run('bash', [path.join(REPO, 'scripts/provision.sh'), DB_NAME], { maxBuffer: 20 * 1024 * 1024 });
+
+  taskset = os.cpus().length >= 2 ? await run('sh', ['-c', 'command -v taskset']).then((r) => r.stdout.trim() || null, () => null) : null;
+  if (taskset) {
+    // every SIPp the wrappers start goes through this script: pinned to CPU 0
+    const wrapper = path.join(OUT, 'sipp-cpu0.sh');
+    await writeFile(wrapper, `#!/bin/sh\nexec ${taskset} -c 0 ${(await run('sh', ['-c', 'command -v sipp'])).stdout.trim()} "$@"\n`);
+    await chmod(wrapper, 0o755);
+    process.env.SIPP_BIN = wrapper;
+  }
+  say(taskset ? 'pinning: SIPp on CPU 0, Asterisk and the service on CPU 1' : 'no pinning (taskset missing or < 2 CPUs)');
+
+  const runs: RunResult[] = [];
+  const count = { A: 0, B: 0 };
+  for (const v of PROFILE.order) runs.push(await runVariant(v, ++count[v]));
+
+  // the digit's position, calibrated on B (the only variant that timestamps the digit), applied to both
+  const offset = median(runs.filter((r) => r.variant === 'B').map((r) => r.dtmfOffsetMs)) ?? 0;
+  const per = (v: 'A' | 'B') =>
+    Promise.all(
+      runs
+        .filter((r) => r.variant === v)
+        .map(async (r) => {
+          const fig = figuresOf(r, offset);
+          fig.setupMs = await pooledSetup(r);
+          return fig;
+        }),
+    );
+  const A = combine(await per('A'));
+  const B = combine(await per('B'));
+  const summary = {
+    A,
+    B,
+    ratio: {
+      cps: ratio(B.cps, A.cps),
+      setupP50: ratio(B.setupMs.p50, A.setupMs.p50),
+      setupP99: ratio(B.setupMs.p99, A.setupMs.p99),
+      setupP99DeltaMs: B.setupMs.p99 !== null && A.setupMs.p99 !== null ? round(B.setupMs.p99 - A.setupMs.p99, 2) : null,
+      // A's DTMF->agent is within the method's error (a few ms, can read below 0): a ratio means nothing there, the difference does
+      dtmfToAgentP50: (A.dtmfToAgentMs.p50 ?? 0) > 2 ? ratio(B.dtmfToAgentMs.p50, A.dtmfToAgentMs.p50) : null,
+      dtmfToAgentP99: (A.dtmfToAgentMs.p99 ?? 0) > 2 ? ratio(B.dtmfToAgentMs.p99, A.dtmfToAgentMs.p99) : null,
+      dtmfToAgentP50DeltaMs: B.dtmfToAgentMs.p50 !== null && A.dtmfToAgentMs.p50 !== null ? round(B.dtmfToAgentMs.p50 - A.dtmfToAgentMs.p50, 1) : null,
+      dtmfToAgentP99DeltaMs: B.dtmfToAgentMs.p99 !== null && A.dtmfToAgentMs.p99 !== null ? round(B.dtmfToAgentMs.p99 - A.dtmfToAgentMs.p99, 1) : null,
+      asteriskCpuPerCall: ratio(B.cpuMsPerCall.asterisk, A.cpuMsPerCall.asterisk),
+      totalCpuPerCall: ratio((B.cpuMsPerCall.asterisk ?? 0) + (B.cpuMsPerCall.service ?? 0), A.cpuMsPerCall.asterisk),
+      kbPerConcurrentCall: ratio(B.kbPerConcurrentCall, A.kbPerConcurrentCall),
+    },
+    machine: await machine(Boolean(taskset)),
+    dtmfOffsetMs: offset,
+    durationSeconds: Math.round((Date.now() - started) / 1000),
+    runs: runs.map(({ joins: _joins, ...r }) => r),
+  };
+  await writeFile(path.join(OUT, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  await writeFile(path.join(OUT, 'summary.md'), table(summary, runs) + (await profileTable(runs)));
+  console.log(table(summary, runs) + (await profileTable(runs)));
+  say(`done in ${summary.durationSeconds} s: ${path.relative(REPO, path.join(OUT, 'summary.md'))}`);
+  // leave a clean Asterisk (no bench agents' endpoints in the memory wizard, no app_queue), with no channels
+  await asteriskSh('restart');
+  const left = await channelCount();
+  if (left !== 0) throw new Error(`${left} channels left in Asterisk at the end`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(`[bench] failed: ${err instanceof Error ? err.stack : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,158 @@
+/**
+ * An in-memory AriPort for tests of call logic without Asterisk: every request is logged, channels and
+ * bridges are tracked, and the test drives the call by emitting the events Asterisk would send
+ * (a caller arrives, presses a key, an agent's phone answers, someone hangs up).
+ */
+import {
+  AriGone,
+  AriUnavailable,
+  type AriEvent,
+  type AriPort,
+  type ChannelInfo,
+  type ConnectionState,
+  type OriginateRequest,
+} from './port.js';
+
+export interface FakeRequest {
+  op: string;
+  args: unknown[];
+}
+
+export class FakeAri implements AriPort {
+  connected = true;
+  readonly requests: FakeRequest[] = [];
+  readonly live = new Map<string, ChannelInfo>();
+  readonly bridgeMembers = new Map<string, Set<string>>();
+  /** make the next originate fail like an unreachable Asterisk */
+  originateFailure: Error | null = null;
+  /** PlaybackFinished follows every play after this many ms (null: the test finishes playbacks itself) */
+  playbackMs: number | null = 5;
+  private readonly handlers = new Set<(e: AriEvent) => void>();
+  private readonly connectionHandlers = new Set<(s: ConnectionState) => void>();
+  private seq = 0;
+
+  onEvent(handler: (e: AriEvent) => void): () => void {
+    this.handlers.add(handler);
+    return () => this.handlers.delete(handler);
+  }
+  onConnection(handler: (s: ConnectionState) => void): () => void {
+    this.connectionHandlers.add(handler);
+    return () => this.connectionHandlers.delete(handler);
+  }
+  async close(): Promise<void> {}
+
+  emit(e: AriEvent): void {
+    for (const h of this.handlers) h(e);
+  }
+
+  private log(op: string, ...args: unknown[]): void {
+    this.requests.push({ op, args });
+  }
+  private need(id: string): ChannelInfo {
+    const c = this.live.get(id);
+    if (!c) throw new AriGone(`channel ${id}: Channel not found`);
+    return c;
+  }
+  ops(op: string): unknown[][] {
+    return this.requests.filter((r) => r.op === op).map((r) => r.args);
+  }
+
+  // ---- what a test does as the outside world ---------------------------------------------------
+  callerArrives(number: string, exten: string): ChannelInfo {
+    const c = channel(`caller-${++this.seq}`, number, exten);
+    this.live.set(c.id, c);
+    this.emit({ type: 'StasisStart', at: new Date().toISOString(), channel: c, args: ['inbound'] });
+    return c;
+  }
+  press(channelId: string, digit: string): void {
+    this.emit({ type: 'ChannelDtmfReceived', at: new Date().toISOString(), channel: this.need(channelId), digit, durationMs: 100 });
+  }
+  /** an originated phone answers: its channel enters Stasis with the app args it was originated with */
+  answer(channelId: string): void {
+    const c = this.need(channelId);
+    const req = this.ops('originate').map((a) => a[0] as OriginateRequest).find((r) => r.channelId === channelId);
+    this.emit({ type: 'StasisStart', at: new Date().toISOString(), channel: c, args: req?.appArgs ?? [] });
+  }
+  /** the far end hangs up (or a phone rings out): Asterisk's StasisEnd (if answered) and ChannelDestroyed */
+  hangupFromOutside(channelId: string): void {
+    const c = this.live.get(channelId);
+    if (!c) return;
+    this.live.delete(channelId);
+    for (const m of this.bridgeMembers.values()) m.delete(channelId);
+    this.emit({ type: 'StasisEnd', at: new Date().toISOString(), channel: c });
+    this.emit({ type: 'ChannelDestroyed', at: new Date().toISOString(), channel: c, cause: 16, causeText: 'Normal Clearing' });
+  }
+
+  // ---- the AriPort -----------------------------------------------------------------------------
+  readonly channels = {
+    answer: async (id: string) => {
+      this.log('answer', id);
+      this.need(id);
+    },
+    hangup: async (id: string, reason?: string) => {
+      this.log('hangup', id, reason);
+      this.need(id);
+      setImmediate(() => this.hangupFromOutside(id));
+    },
+    play: async (id: string, media: string[], playbackId: string) => {
+      this.log('play', id, media, playbackId);
+      this.need(id);
+      if (this.playbackMs !== null) {
+        setTimeout(() => this.emit({ type: 'PlaybackFinished', at: new Date().toISOString(), playbackId, targetUri: `channel:${id}`, state: 'done' }), this.playbackMs);
+      }
+    },
+    originate: async (req: OriginateRequest) => {
+      this.log('originate', req);
+      if (this.originateFailure) {
+        const err = this.originateFailure;
+        this.originateFailure = null;
+        throw err;
+      }
+      const c = channel(req.channelId, req.endpoint, '');
+      this.live.set(c.id, c);
+      return c;
+    },
+    startMoh: async (id: string) => void this.log('startMoh', id),
+    stopMoh: async (id: string) => void this.log('stopMoh', id),
+    ring: async (id: string) => void this.log('ring', id),
+    list: async () => [...this.live.values()],
+  };
+
+  readonly bridges = {
+    create: async (id: string, type?: string) => {
+      this.log('bridge.create', id, type);
+      this.bridgeMembers.set(id, new Set());
+    },
+    addChannel: async (id: string, channelIds: string[]) => {
+      this.log('bridge.add', id, channelIds);
+      const m = this.bridgeMembers.get(id);
+      if (!m) throw new AriGone(`bridge ${id}: Bridge not found`);
+      for (const c of channelIds) {
+        this.need(c);
+        m.add(c);
+      }
+    },
+    destroy: async (id: string) => {
+      this.log('bridge.destroy', id);
+      if (!this.bridgeMembers.delete(id)) throw new AriGone(`bridge ${id}: Bridge not found`);
+    },
+    startMoh: async (id: string) => void this.log('bridge.moh', id),
+    stopMoh: async (id: string) => void this.log('bridge.stopMoh', id),
+    list: async () => [...this.bridgeMembers].map(([id, m]) => ({ id, channels: [...m] })),
+  };
+
+  readonly playbacks = { stop: async (id: string) => void this.log('playback.stop', id) };
+
+  readonly config = {
+    put: async (...args: unknown[]) => void this.log('config.put', ...args),
+    get: async () => null,
+    delete: async (...args: unknown[]) => void this.log('config.delete', ...args),
+  };
+}
+
+/** an Asterisk that does not answer: every request fails as unreachable */
+export const unreachable = () => new AriUnavailable('originate: no answer from Asterisk within 5000 ms');
+
+function channel(id: string, number: string, exten: string): ChannelInfo {
+  return { id, name: `PJSIP/${id}`, state: 'Up', callerNumber: number, callerName: '', dialedExten: exten, language: 'en', createdAt: new Date().toISOString() };
+}

@@ -1,0 +1,79 @@
+/**
+ * Dials the callbacks whose place in line has come. A callback accepted in the queue leaves a stand-in
+ * in the waiting list (same place); this dialer, in every process, tries to claim an agent for each
+ * stand-in exactly as a waiting caller would (the claim is atomic in Redis, so two processes never dial
+ * the same callback, and a stand-in gets an agent only when it is first in line for one).
+ */
+import type { Logger } from 'pino';
+import type { AcdEngine } from '../acd/engine.js';
+import type { QueuesConfigStore } from '../acd/queues.config.js';
+import type { AgentStates } from '../agents/agent-states.js';
+import type { CallRouter } from '../calls/calls.stasis.js';
+import type { Db } from '../db/db.js';
+import { startDialling } from './callbacks.repo.js';
+import { CallbackSession, type CallbackSessionDeps } from './callback.session.js';
+
+const STAND_IN = 'callback-';
+
+export function startCallbackDialer(deps: {
+  engine: AcdEngine;
+  agentStates: AgentStates;
+  queues: QueuesConfigStore;
+  db: Db;
+  router: CallRouter;
+  session: Omit<CallbackSessionDeps, 'track' | 'untrack' | 'ended' | 'engine' | 'agentStates' | 'db' | 'log'>;
+  log: Logger;
+  intervalMs?: number;
+}): () => void {
+  const log = deps.log.child({ module: 'callback-dialer' });
+  let running = false;
+  let again = false;
+
+  async function tick(): Promise<void> {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      do {
+        again = false;
+        for (const q of deps.queues.all()) {
+          for (const w of await deps.engine.waiting(q.id)) {
+            if (!w.callId.startsWith(STAND_IN)) continue;
+            const agentId = await deps.engine.claim(q.id, w.callId);
+            if (!agentId) continue;
+            deps.agentStates.reserved(agentId, w.callId);
+            const callbackId = w.callId.slice(STAND_IN.length);
+            const job = await startDialling(deps.db, callbackId).catch(() => null);
+            const agent = await deps.engine.getAgent(agentId);
+            if (!job || !agent) {
+              // cancelled meanwhile, or taken by hand: the agent goes back to work
+              await deps.agentStates.tryTransition(agentId, 'ready', { expectCallId: w.callId });
+              continue;
+            }
+            log.info({ callbackId, agentId, queue: q.id }, 'callback: its turn has come');
+            deps.router.adopt(
+              new CallbackSession(
+                { ...deps.session, ...deps.router.sessionDeps, engine: deps.engine, agentStates: deps.agentStates, db: deps.db, log: deps.log },
+                { callbackId, number: job.number, attempts: job.attempts, agentId, endpoint: agent.endpoint, queue: q },
+              ),
+            );
+          }
+        }
+      } while (again);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'callback dialer tick failed');
+    } finally {
+      running = false;
+    }
+  }
+
+  const timer = setInterval(() => void tick(), deps.intervalMs ?? 1000);
+  timer.unref();
+  const unsubscribe = deps.engine.onAgentReady(() => void tick());
+  return () => {
+    clearInterval(timer);
+    unsubscribe();
+  };
+}

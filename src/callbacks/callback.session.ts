@@ -1,0 +1,190 @@
+/**
+ * One callback whose place in line has come: the agent (already reserved by the routing engine) is
+ * rung first; once the agent answers, the citizen is dialled and both are bridged. The agent is never
+ * left waiting on a citizen who is not being dialled, and no citizen is dialled without an agent.
+ * Recorded as an outbound call; the callback row says done, or pending again for a later attempt.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { AcdEngine } from '../acd/engine.js';
+import type { QueueConfig } from '../acd/queues.config.js';
+import type { AgentStates } from '../agents/agent-states.js';
+import { ignoreGone, type AriPort, type ChannelInfo } from '../ari/port.js';
+import type { ChannelOwner, SessionDeps } from '../calls/call.session.js';
+import { addCallAgent, appendCallEvent, insertCall, updateCall } from '../calls/calls.repo.js';
+import type { Db } from '../db/db.js';
+import type { CallUpdate } from '../db/database.js';
+import { asteriskIds } from '../redis/keys.js';
+import { retryWrite } from '../shared/retry.js';
+import { Waiters } from '../calls/waiters.js';
+import { finishCallback } from './callbacks.repo.js';
+
+export interface CallbackSessionDeps extends Pick<SessionDeps, 'track' | 'untrack' | 'ended'> {
+  ari: Pick<AriPort, 'channels' | 'bridges'>;
+  db: Db;
+  engine: AcdEngine;
+  agentStates: AgentStates;
+  log: Logger;
+  /** the dial string for a citizen's number, `{number}` replaced (CALLBACK_DIAL) */
+  dialTemplate: string;
+  /** the number citizens see calling them */
+  callerId: string;
+  citizenRingSeconds: number;
+  maxAttempts: number;
+}
+
+interface Leg {
+  channelId: string;
+  answered: boolean;
+  gone: boolean;
+}
+
+export class CallbackSession implements ChannelOwner {
+  readonly id = randomUUID();
+  private readonly log: Logger;
+  private readonly bridgeId: string;
+  private readonly agent: Leg;
+  private readonly citizen: Leg;
+  private readonly waits = new Waiters();
+  private writes: Promise<void> = Promise.resolve();
+  private bridgeCreated = false;
+
+  constructor(
+    private readonly deps: CallbackSessionDeps,
+    private readonly job: { callbackId: string; number: string; attempts: number; agentId: string; endpoint: string; queue: QueueConfig },
+  ) {
+    this.log = deps.log.child({ callId: this.id, callbackId: job.callbackId, agentId: job.agentId, dnis: job.number });
+    this.bridgeId = asteriskIds.callBridge(this.id);
+    this.agent = { channelId: asteriskIds.agentLeg(this.id, 1), answered: false, gone: false };
+    this.citizen = { channelId: `${this.id}-citizen`, answered: false, gone: false };
+  }
+
+  onChannelGone(channelId: string): void {
+    for (const leg of [this.agent, this.citizen]) if (leg.channelId === channelId) leg.gone = true;
+    this.wake();
+  }
+  onDtmf(): void {}
+  onPlaybackFinished(): void {}
+  onAnswered(channel: ChannelInfo): boolean {
+    const leg = [this.agent, this.citizen].find((l) => l.channelId === channel.id && !l.gone);
+    if (!leg) return false;
+    leg.answered = true;
+    this.wake();
+    return true;
+  }
+  flushed(): Promise<void> {
+    return this.writes;
+  }
+
+  async run(): Promise<void> {
+    const { ari, agentStates } = this.deps;
+    const q = this.job.queue;
+    let outcome: 'done' | 'agent_no_answer' | 'citizen_no_answer' | 'failed' = 'failed';
+    const arrivedAt = new Date();
+    this.persist((db) =>
+      insertCall(db, { id: this.id, direction: 'outbound', caller: this.job.number, dialed: this.job.number, line: q.id, queue: q.id, channel_id: this.agent.channelId, arrived_at: arrivedAt, queued_at: arrivedAt }),
+    );
+    this.event('callback.started', { callbackId: this.job.callbackId, attempt: this.job.attempts });
+    try {
+      for (const [id, leg] of [[this.agent.channelId, this.agent], [this.citizen.channelId, this.citizen]] as const) if (leg) this.deps.track(id, this);
+      await ari.channels.originate({ endpoint: this.job.endpoint, channelId: this.agent.channelId, appArgs: ['callback', this.id], callerNumber: this.job.number, timeoutSeconds: q.ringSeconds });
+      this.event('agent.offered', { agentId: this.job.agentId, attempt: 1, queue: q.id });
+      const a = await this.waitFor(() => (this.agent.answered ? 'answered' : this.agent.gone ? 'gone' : undefined), q.ringSeconds * 1000 + 5000);
+      if (a !== 'answered') {
+        outcome = 'agent_no_answer';
+        await agentStates.tryTransition(this.job.agentId, 'not_ready', { expectCallId: this.standIn, reason: 'ring-no-answer' });
+        return;
+      }
+      await agentStates.transition(this.job.agentId, 'on_call', { expectCallId: this.standIn, callId: this.standIn });
+      this.persist((db) => addCallAgent(db, this.id, this.job.agentId));
+      this.event('agent.answered', { agentId: this.job.agentId });
+      await ari.bridges.create(this.bridgeId, 'mixing', `callback ${this.job.callbackId}`);
+      this.bridgeCreated = true;
+      await ari.bridges.addChannel(this.bridgeId, [this.agent.channelId]);
+      await ari.bridges.startMoh(this.bridgeId).catch(() => undefined); // the agent hears music while the citizen's phone rings
+      await ari.channels.originate({
+        endpoint: this.deps.dialTemplate.replaceAll('{number}', this.job.number),
+        channelId: this.citizen.channelId,
+        appArgs: ['callback', this.id],
+        callerNumber: this.deps.callerId,
+        timeoutSeconds: this.deps.citizenRingSeconds,
+      });
+      this.event('callback.dialled', { number: this.job.number });
+      const c = await this.waitFor(
+        () => (this.agent.gone ? 'agent_gone' : this.citizen.answered ? 'answered' : this.citizen.gone ? 'gone' : undefined),
+        this.deps.citizenRingSeconds * 1000 + 5000,
+      );
+      if (c !== 'answered') {
+        outcome = 'citizen_no_answer';
+        return;
+      }
+      await ari.bridges.addChannel(this.bridgeId, [this.citizen.channelId]);
+      await ignoreGone(ari.bridges.stopMoh(this.bridgeId));
+      const answeredAt = new Date();
+      this.update({ answered_at: answeredAt, wait_seconds: (answeredAt.getTime() - arrivedAt.getTime()) / 1000 });
+      this.event('callback.answered', {});
+      outcome = 'done';
+      await this.waitFor(() => (this.agent.gone || this.citizen.gone ? true : undefined), Number.POSITIVE_INFINITY);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'callback failed');
+    } finally {
+      await this.finish(outcome);
+    }
+  }
+
+  private get standIn(): string {
+    return asteriskIds.callbackStandIn(this.job.callbackId);
+  }
+
+  private async finish(outcome: 'done' | 'agent_no_answer' | 'citizen_no_answer' | 'failed'): Promise<void> {
+    const { ari, agentStates, engine } = this.deps;
+    for (const leg of [this.agent, this.citizen]) if (!leg.gone) await ignoreGone(ari.channels.hangup(leg.channelId)).catch(() => undefined);
+    if (this.bridgeCreated) await ignoreGone(ari.bridges.destroy(this.bridgeId)).catch(() => undefined);
+    const agent = await engine.getAgent(this.job.agentId);
+    if (agent?.callId === this.standIn) {
+      if (agent.state === 'on_call') {
+        if (await agentStates.tryTransition(this.job.agentId, 'wrap_up', { expectCallId: this.standIn })) {
+          setTimeout(() => void agentStates.tryTransition(this.job.agentId, 'ready', { expectCallId: this.standIn }), this.job.queue.wrapUpSeconds * 1000).unref();
+        }
+      } else if (agent.state === 'reserved') await agentStates.tryTransition(this.job.agentId, 'ready', { expectCallId: this.standIn });
+    }
+    // the agent did not answer: the callback keeps its place for the next agent; the citizen did not: try later
+    const retry = outcome !== 'done' && this.job.attempts < this.deps.maxAttempts;
+    const status = outcome === 'done' ? 'done' : retry ? 'pending' : 'failed';
+    const ended = new Date();
+    this.update({ ended_at: ended, disposition: outcome === 'done' ? 'answered' : 'failed', end_reason: outcome });
+    this.event('callback.ended', { outcome, status });
+    await retryWrite(
+      () => finishCallback(this.deps.db, this.job.callbackId, status, status === 'pending' && outcome !== 'agent_no_answer' ? new Date(Date.now() + 10 * 60_000) : undefined),
+      (err) => this.log.error({ err, status }, 'callback status lost'),
+    );
+    if (status === 'pending' && outcome === 'agent_no_answer') {
+      await engine.enqueue({ callId: this.standIn, queue: this.job.queue.id, priority: 0, enqueuedAt: Date.now() - 1, stages: this.job.queue.stages }).catch(() => undefined);
+    }
+    this.log.info({ outcome, status }, 'callback ended');
+    this.deps.untrack(this.agent.channelId);
+    this.deps.untrack(this.citizen.channelId);
+    await this.writes;
+    this.deps.ended(this);
+  }
+
+  private wake(): void {
+    this.waits.wake();
+  }
+
+  private waitFor<T>(check: () => T | undefined, timeoutMs: number): Promise<T | 'timeout'> {
+    return this.waits.waitFor(check, timeoutMs);
+  }
+
+
+  private persist(fn: (db: Db) => Promise<unknown>): void {
+    this.writes = this.writes.then(() => retryWrite(() => fn(this.deps.db), (err) => this.log.error({ err }, 'callback record write lost')));
+  }
+  private update(patch: CallUpdate): void {
+    this.persist((db) => updateCall(db, this.id, patch));
+  }
+  private event(type: string, data: Record<string, unknown>): void {
+    const at = new Date();
+    this.persist((db) => appendCallEvent(db, this.id, at, type, data));
+  }
+}

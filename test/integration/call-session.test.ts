@@ -1,0 +1,141 @@
+/**
+ * The call flow's races, with a fake Asterisk (src/ari/fake.ts) and the real PostgreSQL and Redis:
+ * the orders of events that are hard to produce with SIPp on purpose.
+ */
+import { randomUUID } from 'node:crypto';
+import t from 'tap';
+import { pino } from 'pino';
+import { createQueuesConfig } from '../../src/acd/queues.config.js';
+import { createRedisEngine } from '../../src/acd/redis-engine.js';
+import { createAgentStates } from '../../src/agents/agent-states.js';
+import { FakeAri, unreachable } from '../../src/ari/fake.js';
+import type { OriginateRequest } from '../../src/ari/port.js';
+import { createCallRouter } from '../../src/calls/calls.stasis.js';
+import { createDb, ensureDatabase } from '../../src/db/db.js';
+import { migrateToLatest } from '../../src/db/migrator.js';
+import { connectRedis, createRedis } from '../../src/redis/client.js';
+import { createKeys } from '../../src/redis/keys.js';
+import { waitFor } from '../helpers/stack.js';
+import { writeQueuesFile } from '../helpers/acd.js';
+
+const dbUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/hotline_test';
+await ensureDatabase(dbUrl);
+const db = createDb(dbUrl);
+await migrateToLatest(db);
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const redis = createRedis(redisUrl);
+const subscriber = createRedis(redisUrl);
+await connectRedis(redis, redisUrl);
+await connectRedis(subscriber, redisUrl);
+const prefix = `test-session-${randomUUID().slice(0, 8)}`;
+const keys = createKeys(prefix);
+const log = pino({ level: 'silent' });
+const engine = createRedisEngine({ redis, subscriber, keys, log });
+const agentStates = createAgentStates({ engine, db, log });
+const queues = createQueuesConfig(
+  writeQueuesFile('defaults: { ringSeconds: 5, wrapUpSeconds: 0, announceEverySeconds: 0, callbackOffer: null }\nqueues:\n  general: { skill: general }\n  en: { skill: en }\n'),
+  log,
+  { watch: false },
+);
+const ari = new FakeAri();
+const router = createCallRouter({ ari, db, redis, keys, engine, agentStates, queues, repeatCallerDays: 0, defaultHandleSeconds: 180, log });
+ari.onEvent((e) => router.handle(e));
+t.teardown(async () => {
+  await engine.close();
+  const left = await redis.keys(`${prefix}:*`);
+  if (left.length) await redis.del(...left);
+  redis.disconnect();
+  subscriber.disconnect();
+  await db.destroy();
+});
+
+const agentId = `9${String(Date.now()).slice(-5)}`;
+await engine.upsertAgent(agentId, { general: 5 }, `PJSIP/agent${agentId}`);
+await agentStates.transition(agentId, 'not_ready', { reason: 'signed in' });
+await agentStates.transition(agentId, 'ready');
+
+let numbers = 0;
+const nextCaller = () => `1370000${String(Date.now() % 10000).padStart(4, '0')}${++numbers}`.slice(0, 13);
+const recordOf = (caller: string) =>
+  waitFor(async () => {
+    const r = await db.selectFrom('calls').selectAll().where('caller', '=', caller).executeTakeFirst();
+    return r?.ended_at ? r : undefined;
+  }, 10_000, `record of ${caller}`);
+const originated = (n: number) => waitFor(() => (ari.ops('originate').length >= n ? (ari.ops('originate')[n - 1]![0] as OriginateRequest) : undefined), 10_000, `originate #${n}`);
+const agentState = async () => (await engine.getAgent(agentId))!;
+
+t.test('given a caller who presses 1, when the agent answers and the caller hangs up, then answered, and the agent is free again', async (t) => {
+  const caller = nextCaller();
+  const c = ari.callerArrives(caller, '12345');
+  ari.press(c.id, '1');
+  const req = await originated(1);
+  t.equal(req.endpoint, `PJSIP/agent${agentId}`);
+  ari.answer(req.channelId);
+  await waitFor(() => ari.ops('bridge.add').some((a) => (a[1] as string[]).includes(req.channelId)) || undefined, 5000, 'agent bridged');
+  t.equal((await agentState()).state, 'on_call');
+  ari.hangupFromOutside(c.id);
+  const rec = await recordOf(caller);
+  t.equal(rec.disposition, 'answered');
+  t.same(rec.agents, [agentId]);
+  await waitFor(async () => (await agentState()).state === 'ready' || undefined, 5000, 'agent ready after wrap-up');
+  t.notOk(ari.live.has(req.channelId), 'the agent leg was hung up too');
+  t.same(await ari.bridges.list(), [], 'the bridge was destroyed');
+});
+
+t.test('given a caller who hangs up during the welcome, then abandoned, never queued, nobody rung', async (t) => {
+  const before = ari.ops('originate').length;
+  const caller = nextCaller();
+  const c = ari.callerArrives(caller, '12345');
+  await waitFor(() => ari.ops('play').some((a) => a[0] === c.id) || undefined, 5000, 'the welcome');
+  ari.hangupFromOutside(c.id);
+  const rec = await recordOf(caller);
+  t.equal(rec.disposition, 'abandoned');
+  t.equal(rec.queued_at, null);
+  t.equal(ari.ops('originate').length, before, 'no agent rung');
+});
+
+t.test('given the caller leaves while the agent phone rings, when the agent answers a moment later, then the agent leg is hung up and the agent is ready', async (t) => {
+  const caller = nextCaller();
+  const n = ari.ops('originate').length + 1;
+  const c = ari.callerArrives(caller, '12345');
+  ari.press(c.id, '1');
+  const req = await originated(n);
+  ari.hangupFromOutside(c.id);
+  await recordOf(caller);
+  if (ari.live.has(req.channelId)) ari.answer(req.channelId); // too late
+  await waitFor(() => !ari.live.has(req.channelId) || undefined, 5000, 'the late agent leg hung up');
+  await waitFor(async () => (await agentState()).state === 'ready' || undefined, 5000, 'agent ready');
+  t.equal((await db.selectFrom('calls').select('disposition').where('caller', '=', caller).executeTakeFirstOrThrow()).disposition, 'abandoned');
+});
+
+t.test('given Asterisk does not answer the originate, then the agent is not blamed (stays ready) and the next try connects', async (t) => {
+  const caller = nextCaller();
+  const n = ari.ops('originate').length + 1;
+  ari.originateFailure = unreachable();
+  const c = ari.callerArrives(caller, '12345');
+  ari.press(c.id, '1');
+  await originated(n);
+  const second = await originated(n + 1);
+  const log = await db.selectFrom('agent_state_log').select(['to_state', 'reason']).where('agent_id', '=', agentId).orderBy('id', 'desc').limit(4).execute();
+  t.notOk(log.some((r) => r.reason === 'ring-no-answer'), 'never set not ready for it');
+  ari.answer(second.channelId);
+  await waitFor(async () => (await agentState()).state === 'on_call' || undefined, 5000, 'on call');
+  ari.hangupFromOutside(c.id);
+  t.equal((await recordOf(caller)).disposition, 'answered');
+  await waitFor(async () => (await agentState()).state === 'ready' || undefined, 5000, 'agent ready');
+});
+
+t.test('given the agent phone rings out, then the agent is not ready (ring-no-answer) and the caller keeps waiting', async (t) => {
+  const caller = nextCaller();
+  const n = ari.ops('originate').length + 1;
+  const c = ari.callerArrives(caller, '12345');
+  ari.press(c.id, '1');
+  const req = await originated(n);
+  ari.hangupFromOutside(req.channelId); // no answer: Asterisk destroys the originated channel
+  await waitFor(async () => (await agentState()).state === 'not_ready' || undefined, 5000, 'agent not ready');
+  t.equal((await agentState()).reason, 'ring-no-answer');
+  t.equal(await engine.position('general', router.get(`${(await db.selectFrom('calls').select('id').where('caller', '=', caller).executeTakeFirstOrThrow()).id}`)!.id), 1, 'the caller is back in line, first');
+  ari.hangupFromOutside(c.id);
+  t.equal((await recordOf(caller)).disposition, 'abandoned');
+  await agentStates.transition(agentId, 'ready');
+});
