@@ -11,7 +11,8 @@ import type { QueueConfig } from '../acd/queues.config.js';
 import type { AgentStates } from '../agents/agent-states.js';
 import { ignoreGone, type AriPort, type ChannelInfo } from '../ari/port.js';
 import type { ChannelOwner, SessionDeps } from '../calls/call.session.js';
-import { addCallAgent, appendCallEvent, insertCall, updateCall } from '../calls/calls.repo.js';
+import { CallRecordWriter } from '../calls/call-record.js';
+import { addCallAgent, insertCall } from '../calls/calls.repo.js';
 import type { Db } from '../db/db.js';
 import type { CallUpdate } from '../db/database.js';
 import { asteriskIds } from '../redis/keys.js';
@@ -46,7 +47,7 @@ export class CallbackSession implements ChannelOwner {
   private readonly agent: Leg;
   private readonly citizen: Leg;
   private readonly waits = new Waiters();
-  private writes: Promise<void> = Promise.resolve();
+  private readonly record: CallRecordWriter;
   private bridgeCreated = false;
 
   constructor(
@@ -54,6 +55,7 @@ export class CallbackSession implements ChannelOwner {
     private readonly job: { callbackId: string; number: string; attempts: number; agentId: string; endpoint: string; queue: QueueConfig },
   ) {
     this.log = deps.log.child({ callId: this.id, callbackId: job.callbackId, agentId: job.agentId, dnis: job.number });
+    this.record = new CallRecordWriter(deps.db, this.id, this.log);
     this.bridgeId = asteriskIds.callBridge(this.id);
     this.agent = { channelId: asteriskIds.agentLeg(this.id, 1), answered: false, gone: false };
     this.citizen = { channelId: `${this.id}-citizen`, answered: false, gone: false };
@@ -73,7 +75,7 @@ export class CallbackSession implements ChannelOwner {
     return true;
   }
   flushed(): Promise<void> {
-    return this.writes;
+    return this.record.flushed();
   }
 
   async run(): Promise<void> {
@@ -164,7 +166,7 @@ export class CallbackSession implements ChannelOwner {
     this.log.info({ outcome, status }, 'callback ended');
     this.deps.untrack(this.agent.channelId);
     this.deps.untrack(this.citizen.channelId);
-    await this.writes;
+    await this.record.flushed();
     this.deps.ended(this);
   }
 
@@ -178,13 +180,12 @@ export class CallbackSession implements ChannelOwner {
 
 
   private persist(fn: (db: Db) => Promise<unknown>): void {
-    this.writes = this.writes.then(() => retryWrite(() => fn(this.deps.db), (err) => this.log.error({ err }, 'callback record write lost')));
+    this.record.write('callback record', fn);
   }
   private update(patch: CallUpdate): void {
-    this.persist((db) => updateCall(db, this.id, patch));
+    this.record.update(patch);
   }
   private event(type: string, data: Record<string, unknown>): void {
-    const at = new Date();
-    this.persist((db) => appendCallEvent(db, this.id, at, type, data));
+    this.record.event(type, data);
   }
 }

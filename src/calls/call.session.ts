@@ -23,9 +23,9 @@ import { requestCallback } from '../callbacks/callbacks.repo.js';
 import { standingOf } from '../lists/lists.repo.js';
 import { asteriskIds, type Keys } from '../redis/keys.js';
 import { normalizePhone } from '../shared/phone.js';
-import { retryWrite } from '../shared/retry.js';
 import { Waiters } from './waiters.js';
-import { addCallAgent, appendCallEvent, insertCall, lastAgentOf, updateCall } from './calls.repo.js';
+import { CallRecordWriter } from './call-record.js';
+import { addCallAgent, insertCall, lastAgentOf } from './calls.repo.js';
 import { dispositionOnEnd, transition, type CallEvent, type CallState } from './call.state.js';
 
 /** whatever owns channels in our Stasis application and wants their events (a citizen's call, a callback) */
@@ -118,7 +118,7 @@ export class CallSession implements ChannelOwner {
   private ivrPath: string[] = [];
   private readonly waits = new Waiters();
   private outcome: 'callback_requested' | 'restricted' | null = null;
-  private writes: Promise<void> = Promise.resolve();
+  private readonly record: CallRecordWriter;
 
   constructor(
     private readonly deps: SessionDeps,
@@ -132,6 +132,7 @@ export class CallSession implements ChannelOwner {
     this.arrivedAt = Number.isNaN(parsed.getTime()) ? new Date() : parsed;
     this.bridgeId = asteriskIds.callBridge(this.id);
     this.log = deps.log.child({ callId: this.id, caller: this.caller, dnis: this.dialed, line: this.dialed });
+    this.record = new CallRecordWriter(deps.db, this.id, this.log);
   }
 
   // ---- inputs from the router -------------------------------------------------------------
@@ -585,7 +586,7 @@ export class CallSession implements ChannelOwner {
     if (this.leg) this.deps.untrack(this.leg.channelId);
     const { redis, keys } = this.deps;
     void redis.multi().del(keys.call(this.id)).srem(keys.liveCalls(), this.id).exec().catch(() => undefined);
-    await this.writes;
+    await this.record.flushed();
     this.deps.ended(this);
   }
 
@@ -608,7 +609,7 @@ export class CallSession implements ChannelOwner {
 
   /** resolves when every record write of this call so far has been tried */
   flushed(): Promise<void> {
-    return this.writes;
+    return this.record.flushed();
   }
 
   // ---- helpers -------------------------------------------------------------------------------
@@ -628,23 +629,16 @@ export class CallSession implements ChannelOwner {
   }
 
 
-  /** record writes run in order, retried; the call goes on even when PostgreSQL is down */
   private persist(what: string, fn: (db: Db) => Promise<unknown>): void {
-    this.writes = this.writes.then(() =>
-      retryWrite(
-        () => fn(this.deps.db),
-        (err) => this.log.error({ err, what }, 'call record write lost after retries'),
-      ),
-    );
+    this.record.write(what, fn);
   }
 
   private update(patch: CallUpdate): void {
-    this.persist('update call', (db) => updateCall(db, this.id, patch));
+    this.record.update(patch);
   }
 
   private event(type: string, data: Record<string, unknown> = {}): void {
-    const at = new Date();
-    this.persist(`event ${type}`, (db) => appendCallEvent(db, this.id, at, type, data));
+    this.record.event(type, data);
   }
 
   private live(fields: Record<string, string>): void {
