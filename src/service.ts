@@ -5,13 +5,14 @@
 import { sql } from 'kysely';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { withTimeout } from './shared/timeout.js';
 import { createQueuesConfig, type QueuesConfigStore } from './acd/queues.config.js';
 import { createRedisEngine } from './acd/redis-engine.js';
 import { createQueueStats } from './acd/queues.stats.js';
 import type { AcdEngine } from './acd/engine.js';
 import { createAgentStates, type AgentStates } from './agents/agent-states.js';
 import { createAgentProvisioning } from './agents/agents.provisioning.js';
-import { createAgentsService, type AgentsService } from './agents/agents.service.js';
+import { createAgentsService, type ActiveAgent, type AgentsService } from './agents/agents.service.js';
 import { startAgentSweeper } from './agents/agent-sweeper.js';
 import { startCallbackDialer } from './callbacks/callback-dialer.js';
 import { AriClient } from './ari/client.js';
@@ -42,17 +43,12 @@ export interface Service {
   stop(): Promise<void>;
 }
 
-async function probe(p: Promise<unknown>, ms = 1500): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([p, new Promise((_, rej) => (timer = setTimeout(() => rej(new Error('timeout')), ms)))]);
-    return true;
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/** true when `p` succeeds within `ms` */
+const probe = (p: Promise<unknown>, ms = 1500): Promise<boolean> =>
+  withTimeout(p, ms, () => new Error('timeout')).then(
+    () => true,
+    () => false,
+  );
 
 export async function startService(config: Readonly<Config>, log: Logger): Promise<Service> {
   const started = Date.now();
@@ -88,9 +84,10 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
     },
   });
   // the ACD's live agent records follow PostgreSQL: all of them at start, then every change
+  const pushToEngine = (a: ActiveAgent) => engine.upsertAgent(a.id, Object.fromEntries(a.skills.map((s) => [s.skill, s.level])), a.endpoint);
   const toEngine = async (id: string) => {
     const a = (await agents.listActive()).find((x) => x.id === id);
-    if (a) await engine.upsertAgent(a.id, Object.fromEntries(a.skills.map((s) => [s.skill, s.level])), a.endpoint);
+    if (a) await pushToEngine(a);
     else await engine.removeAgent(id);
   };
   if (config.nodeEnv === 'development' && (await agents.listActive()).length === 0) {
@@ -106,7 +103,7 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
     });
     log.warn('development: created demo agent 1001 (password agent1001, phone sip:agent1001@127.0.0.1:5091)');
   }
-  for (const a of await agents.listActive()) await engine.upsertAgent(a.id, Object.fromEntries(a.skills.map((s) => [s.skill, s.level])), a.endpoint);
+  for (const a of await agents.listActive()) await pushToEngine(a);
   agents.onChange((c) => toEngine(c.agentId));
   const calls = createCallRouter({
     ari,

@@ -12,6 +12,7 @@
  */
 import ari from 'ari-client';
 import type { Logger } from 'pino';
+import { withTimeout } from '../shared/timeout.js';
 import {
   AriMisconfigured,
   AriConflict,
@@ -174,7 +175,7 @@ export class AriClient implements AriPort {
 
   private async connectOnce(): Promise<void> {
     await probe(this.opts);
-    const client: RawClient = await withTimeout(ari.connect(this.opts.url, this.opts.user, this.opts.password), 10000, 'ARI connect');
+    const client: RawClient = await ariTimeout(ari.connect(this.opts.url, this.opts.user, this.opts.password), 10000, 'ARI connect');
     for (const type of EVENT_TYPES) {
       client.on(type, (raw: unknown) => this.dispatch(raw));
     }
@@ -195,7 +196,7 @@ export class AriClient implements AriPort {
     this.raw = client;
     // metrics: count what the event socket receives (ari-client keeps its ws instance as _ws, and makes a new one when it reconnects)
     client.on('WebSocketConnected', () => countWsBytes(client._ws));
-    await withTimeout(client.start(this.opts.app), 10000, 'ARI event socket');
+    await ariTimeout(client.start(this.opts.app), 10000, 'ARI event socket');
     countWsBytes(client._ws);
     this.lastPong = Date.now();
     this.setState('up');
@@ -298,7 +299,7 @@ export class AriClient implements AriPort {
     const op = metricOp(what);
     const started = process.hrtime.bigint();
     const observe = () => ariMetrics.requestSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9, { op });
-    return withTimeout(Promise.resolve().then(() => fn(client)), this.opts.requestTimeoutMs, what).then(
+    return ariTimeout(Promise.resolve().then(() => fn(client)), this.opts.requestTimeoutMs, what).then(
       (v) => {
         observe();
         return v;
@@ -424,10 +425,6 @@ function countWsBytes(ws: any): void {
   });
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new AriUnavailable(`${what}: no answer from Asterisk within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+function ariTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return withTimeout(p, ms, () => new AriUnavailable(`${what}: no answer from Asterisk within ${ms} ms`));
 }

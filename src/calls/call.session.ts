@@ -23,6 +23,7 @@ import { requestCallback } from '../callbacks/callbacks.repo.js';
 import { standingOf } from '../lists/lists.repo.js';
 import { asteriskIds, type Keys } from '../redis/keys.js';
 import { normalizePhone } from '../shared/phone.js';
+import { withTimeout } from '../shared/timeout.js';
 import { Waiters } from './waiters.js';
 import { CallRecordWriter } from './call-record.js';
 import { addCallAgent, insertCall, lastAgentOf } from './calls.repo.js';
@@ -204,7 +205,7 @@ export class CallSession implements ChannelOwner {
   private async flow(): Promise<void> {
     await this.deps.ari.channels.answer(this.callerChannelId);
     // the lists decide before anything else; a database that cannot answer must not block the call
-    const standing = await withTimeout(standingOf(this.deps.db, this.caller), LIST_LOOKUP_MS).catch((err) => {
+    const standing = await withTimeout(standingOf(this.deps.db, this.caller), LIST_LOOKUP_MS, () => new Error(`no answer in ${LIST_LOOKUP_MS} ms`)).catch((err) => {
       this.log.warn({ err: (err as Error).message }, 'black/white list lookup failed; treating the caller as unlisted');
       return null;
     });
@@ -653,7 +654,3 @@ export class CallSession implements ChannelOwner {
   }
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
-}
