@@ -50,7 +50,8 @@ const DIALPLAN: Array<[string, string, string]> = [
   ['from-callers', '_9999X.,1', 'Goto(bench-a,s,1)'],
   ['bench-a', 's,1', 'Answer()'],
   ['bench-a', 's,2', 'Set(TIMEOUT(digit)=5)'],
-  ['bench-a', 's,3', 'Background(hotline/zh/welcome)'],
+  // the shipped main flow's two prompts (config/ivr/main.yaml: welcome, then main-menu), both interruptible
+  ['bench-a', 's,3', 'Background(hotline/zh/welcome&hotline/zh/main-menu)'],
   ['bench-a', 's,4', 'WaitExten(5)'],
   ['bench-a', '1,1', 'Queue(bench-general)'],
   ['bench-a', '1,2', 'Hangup()'],

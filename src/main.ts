@@ -2,6 +2,7 @@
 import { ConfigError, loadConfig } from './config/env.js';
 import { startService } from './service.js';
 import { createLogger } from './shared/logger.js';
+import { IvrConfigError } from './ivr/ivr.config.js';
 
 let config;
 try {
@@ -30,6 +31,12 @@ try {
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
 } catch (err) {
+  if (err instanceof IvrConfigError) {
+    // the operators' IVR files: every problem, one per line, as `npm run ivr:check` prints them
+    log.fatal({ problems: err.problems }, 'start-up failed: IVR files have problems');
+    process.stderr.write(`hotline: start-up failed: the IVR files in ${config.ivrDir}/ have ${err.problems.length} problem(s):\n${err.problems.map((p) => `  ${config.ivrDir}/${p}\n`).join('')}`);
+    process.exit(1);
+  }
   const message = err instanceof Error ? err.message : String(err);
   log.fatal({ err }, 'start-up failed');
   process.stderr.write(`hotline: start-up failed: ${message}\n`);

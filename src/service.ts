@@ -23,6 +23,8 @@ import { createDb, ensureDatabase, type Db } from './db/db.js';
 import { migrateToLatest } from './db/migrator.js';
 import { buildApp, type App } from './http/app.js';
 import type { ReadinessReport } from './http/health.routes.js';
+import { MaintenanceState } from './maintenance/maintenance.js';
+import { createIvrStore } from './ivr/ivr.store.js';
 import { connectRedis, createRedis } from './redis/client.js';
 import { createKeys, type Keys } from './redis/keys.js';
 import { Gauge, Registry, ariMetrics, processGauges, startEventLoopMonitor } from './metrics/metrics.js';
@@ -64,7 +66,20 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
   await connectRedis(subscriber, config.redisUrl);
   const keys = createKeys(config.redisPrefix);
   const queues = createQueuesConfig(config.queuesFile, log);
+  // the operators' IVR files: a broken set stops start-up here with every problem (file:line)
+  const ivr = createIvrStore(config.ivrDir, queues, log);
   const engine = createRedisEngine({ redis, subscriber, keys, log });
+  // maintenance switches: PostgreSQL rows (the API) combined with lines.yaml, kept in memory for every call
+  const maintenance = new MaintenanceState({
+    db,
+    redis,
+    subscriber,
+    keys,
+    log,
+    configFlags: () => ivr.maintenanceFlags(),
+    promptExists: (id) => ivr.promptExists(id),
+  });
+  await maintenance.start();
   const agentStates = createAgentStates({ engine, db, log });
 
   const auth = createAuthService(db, { tokenTtlHours: config.tokenTtlHours });
@@ -113,6 +128,10 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
     engine,
     agentStates,
     queues,
+    ivr,
+    maintenance,
+    dialTemplate: config.callback.dial,
+    voicemailMaxSeconds: config.voicemailMaxSeconds,
     repeatCallerDays: config.repeatCallerDays,
     defaultHandleSeconds: config.defaultHandleSeconds,
     log,
@@ -146,7 +165,7 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
   const metrics = createServiceMetrics({ ari, calls, engine, queues, redis, keys });
 
   const queueStats = createQueueStats({ db, engine, queues, defaultHandleSeconds: config.defaultHandleSeconds });
-  const app = await buildApp({ log, db, auth, engine, agentStates, agents, queues, queueStats, readiness, metrics: metrics.render });
+  const app = await buildApp({ log, db, auth, engine, agentStates, agents, queues, queueStats, readiness, metrics: metrics.render, recordings: ari.recordings, maintenance, ivr });
   const url = await app.listen({ host: config.host, port: config.port });
   log.info({ url, ariApp: config.ari.app, startupMs: Date.now() - started }, 'hotline control plane ready');
 
@@ -161,6 +180,8 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
       await calls.drain(5000);
       await ari.close();
       queues.close();
+      ivr.close();
+      await maintenance.stop();
       await engine.close().catch(() => undefined);
       subscriber.disconnect();
       redis.disconnect();

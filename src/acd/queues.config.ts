@@ -4,10 +4,11 @@
  * and the last good version stays in force. Reloaded when the file changes.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import type { Logger } from 'pino';
+import { watchPaths } from '../shared/watch.js';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { Stage } from './engine.js';
 
@@ -197,20 +198,7 @@ export function createQueuesConfig(file: string, log: Logger, opts: { watch?: bo
   const first = reload();
   if (!first.ok) throw new QueuesConfigError(`${file}: ${first.error}`);
 
-  let watcher: FSWatcher | null = null;
-  let timer: NodeJS.Timeout | null = null;
-  if (opts.watch !== false) {
-    try {
-      // editors replace files (rename) as often as they write them: watch and debounce, re-read the path
-      watcher = watch(file, () => {
-        if (timer) clearTimeout(timer);
-        timer = setTimeout(() => reload(), 200);
-      });
-      watcher.on('error', (err) => log.warn({ err }, 'queues file watch failed'));
-    } catch (err) {
-      log.warn({ err }, 'cannot watch the queues file; use the reload API');
-    }
-  }
+  const unwatch = opts.watch !== false ? watchPaths([file], () => void reload(), log) : () => undefined;
 
   return {
     get: (id) => queues.get(id),
@@ -218,9 +206,6 @@ export function createQueuesConfig(file: string, log: Logger, opts: { watch?: bo
     reload,
     status: () => ({ file, version, loadedAt: loadedAt?.toISOString() ?? null, queues: queues.size, lastError }),
     onReload: (fn) => void listeners.push(fn),
-    close: () => {
-      if (timer) clearTimeout(timer);
-      watcher?.close();
-    },
+    close: unwatch,
   };
 }

@@ -10,6 +10,8 @@
  * - events converted to our AriEvent union and delivered through one global listener per type
  *   (no per-instance listeners: they leak).
  */
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import ari from 'ari-client';
 import type { Logger } from 'pino';
 import { withTimeout } from '../shared/timeout.js';
@@ -23,6 +25,7 @@ import {
   type ChannelInfo,
   type ConnectionState,
   type OriginateRequest,
+  type RecordRequest,
 } from './port.js';
 import { ariMetrics } from '../metrics/metrics.js';
 
@@ -45,7 +48,16 @@ type RawClient = any;
 // Replace it once with a no-op so stdout stays one JSON line per event and nothing accumulates.
 (globalThis as any).log = () => undefined;
 
-const EVENT_TYPES = ['StasisStart', 'StasisEnd', 'ChannelDestroyed', 'ChannelDtmfReceived', 'PlaybackFinished', 'ApplicationReplaced'] as const;
+const EVENT_TYPES = [
+  'StasisStart',
+  'StasisEnd',
+  'ChannelDestroyed',
+  'ChannelDtmfReceived',
+  'PlaybackFinished',
+  'RecordingFinished',
+  'RecordingFailed',
+  'ApplicationReplaced',
+] as const;
 const HEARTBEAT_MS = 5000;
 const MAX_BACKOFF_MS = 5000;
 
@@ -75,6 +87,11 @@ export function toEvent(raw: any): AriEvent | null {
       return { type: 'ChannelDtmfReceived', at, channel: toChannel(raw.channel), digit: String(raw.digit ?? ''), durationMs: Number(raw.duration_ms ?? 0) };
     case 'PlaybackFinished':
       return { type: 'PlaybackFinished', at, playbackId: String(raw.playback?.id ?? ''), targetUri: String(raw.playback?.target_uri ?? ''), state: String(raw.playback?.state ?? '') };
+    // event.recording is a LiveRecording: {name, format, state, target_uri, duration?, talking_duration?, silence_duration?, cause?}
+    case 'RecordingFinished':
+      return { type: 'RecordingFinished', at, name: String(raw.recording?.name ?? ''), targetUri: String(raw.recording?.target_uri ?? ''), durationSeconds: Number(raw.recording?.duration ?? 0) };
+    case 'RecordingFailed':
+      return { type: 'RecordingFailed', at, name: String(raw.recording?.name ?? ''), targetUri: String(raw.recording?.target_uri ?? ''), cause: String(raw.recording?.cause ?? '') };
     case 'ApplicationReplaced':
       return { type: 'ApplicationReplaced', at };
     default:
@@ -349,6 +366,26 @@ export class AriClient implements AriPort {
       const list = await this.call('list channels', (c) => c.channels.list());
       return (list as unknown[]).map(toChannel);
     },
+    record: async (channelId: string, req: RecordRequest) => {
+      try {
+        await this.call('record', (c) =>
+          c.channels.record({
+            channelId,
+            name: req.name,
+            format: req.format,
+            maxDurationSeconds: req.maxDurationSeconds,
+            maxSilenceSeconds: req.maxSilenceSeconds,
+            beep: req.beep,
+            terminateOn: req.terminateOn,
+            ifExists: req.ifExists,
+          }),
+        );
+      } catch (err) {
+        // 422 "specified format is unknown on this system" (409s already read as AriConflict)
+        if (err instanceof Error && !(err instanceof AriUnavailable) && /format is unknown/i.test(err.message)) throw new AriConflict(err.message);
+        throw err;
+      }
+    },
   };
 
   readonly bridges = {
@@ -398,6 +435,56 @@ export class AriClient implements AriPort {
     },
     delete: async (configClass: string, objectType: string, id: string) => {
       await this.call(`delete ${objectType} ${id}`, (c) => c.asterisk.deleteObject({ configClass, objectType, id }));
+    },
+  };
+
+  readonly recordings = {
+    stop: async (name: string) => {
+      await this.call('stop recording', (c) => c.recordings.stop({ recordingName: name }));
+    },
+    delete: async (name: string) => {
+      await this.call('delete recording', (c) => c.recordings.deleteStored({ recordingName: name }));
+    },
+    /**
+     * The stored file, streamed: swagger cannot carry a binary body, so this is a plain GET with our credentials.
+     * The timeout covers the answer's headers only: the body streams for as long as the reader takes it.
+     */
+    file: async (name: string) => {
+      const what = 'recording file';
+      const started = process.hrtime.bigint();
+      const observe = () => ariMetrics.requestSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9, { op: what });
+      const fail = (err: Error) => {
+        observe();
+        ariMetrics.requestErrors.inc(1, { op: what });
+        return err;
+      };
+      const url = new URL(`/ari/recordings/stored/${encodeURIComponent(name)}/file`, this.opts.url);
+      const abort = new AbortController();
+      const ms = this.opts.requestTimeoutMs;
+      const timer = setTimeout(() => abort.abort(), ms);
+      let res: Response;
+      try {
+        res = await fetch(url, { headers: { authorization: `Basic ${Buffer.from(`${this.opts.user}:${this.opts.password}`).toString('base64')}` }, signal: abort.signal });
+      } catch (err) {
+        const why = (err as { cause?: { code?: string; message?: string } }).cause;
+        const cause = abort.signal.aborted ? `no answer from Asterisk within ${ms} ms` : (why?.code ?? why?.message ?? (err as Error).message);
+        throw fail(new AriUnavailable(`${what} ${name}: ${cause}`));
+      } finally {
+        clearTimeout(timer);
+      }
+      if (!res.ok || !res.body) {
+        await res.body?.cancel().catch(() => undefined);
+        if (res.status === 404) throw fail(new AriGone(`${what} ${name}: Recording not found`));
+        throw fail(new AriUnavailable(`${what} ${name}: HTTP ${res.status} from Asterisk`));
+      }
+      observe();
+      const length = Number(res.headers.get('content-length') ?? NaN);
+      return {
+        // destroying this stream (the HTTP client went away) cancels the download from Asterisk
+        stream: Readable.fromWeb(res.body as WebReadableStream<Uint8Array>),
+        contentType: res.headers.get('content-type') ?? 'application/octet-stream',
+        size: Number.isSafeInteger(length) && length >= 0 ? length : null,
+      };
     },
   };
 

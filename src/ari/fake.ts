@@ -3,7 +3,9 @@
  * bridges are tracked, and the test drives the call by emitting the events Asterisk would send
  * (a caller arrives, presses a key, an agent's phone answers, someone hangs up).
  */
+import { Readable } from 'node:stream';
 import {
+  AriConflict,
   AriGone,
   AriUnavailable,
   type AriEvent,
@@ -11,6 +13,7 @@ import {
   type ChannelInfo,
   type ConnectionState,
   type OriginateRequest,
+  type RecordRequest,
 } from './port.js';
 
 export interface FakeRequest {
@@ -27,6 +30,12 @@ export class FakeAri implements AriPort {
   originateFailure: Error | null = null;
   /** PlaybackFinished follows every play after this many ms (null: the test finishes playbacks itself) */
   playbackMs: number | null = 5;
+  /** recordings in progress, by name: what channels.record was asked for */
+  readonly liveRecordings = new Map<string, { channelId: string; req: RecordRequest; startedAt: number }>();
+  /** stored recording files, by name: what recordings.file serves */
+  readonly storedRecordings = new Map<string, Buffer>();
+  /** make recordings.file fail like an unreachable Asterisk */
+  recordingFileFailure: Error | null = null;
   private readonly handlers = new Set<(e: AriEvent) => void>();
   private readonly connectionHandlers = new Set<(s: ConnectionState) => void>();
   private seq = 0;
@@ -79,8 +88,30 @@ export class FakeAri implements AriPort {
     if (!c) return;
     this.live.delete(channelId);
     for (const m of this.bridgeMembers.values()) m.delete(channelId);
+    // a channel that hangs up while recording: Asterisk stores what it has and reports RecordingFinished
+    for (const [name, r] of this.liveRecordings) {
+      if (r.channelId === channelId) this.finishRecording(name, Math.round((Date.now() - r.startedAt) / 1000));
+    }
     this.emit({ type: 'StasisEnd', at: new Date().toISOString(), channel: c });
     this.emit({ type: 'ChannelDestroyed', at: new Date().toISOString(), channel: c, cause: 16, causeText: 'Normal Clearing' });
+  }
+
+  /**
+   * A recording ends (the caller pressed #, went silent, hung up, or hit the limit): the file is stored
+   * (these bytes, or silence of that length) and RecordingFinished is emitted. Works for a name that was never
+   * recorded too, to seed a stored file.
+   */
+  finishRecording(name: string, durationSeconds: number, bytes?: Buffer): void {
+    const live = this.liveRecordings.get(name);
+    this.liveRecordings.delete(name);
+    this.storedRecordings.set(name, bytes ?? silentWav(durationSeconds));
+    this.emit({ type: 'RecordingFinished', at: new Date().toISOString(), name, targetUri: live ? `channel:${live.channelId}` : '', durationSeconds });
+  }
+  /** a recording fails (disk full, format gone): no file, RecordingFailed */
+  failRecording(name: string, cause = 'Recording failed'): void {
+    const live = this.liveRecordings.get(name);
+    this.liveRecordings.delete(name);
+    this.emit({ type: 'RecordingFailed', at: new Date().toISOString(), name, targetUri: live ? `channel:${live.channelId}` : '', cause });
   }
 
   // ---- the AriPort -----------------------------------------------------------------------------
@@ -116,6 +147,14 @@ export class FakeAri implements AriPort {
     stopMoh: async (id: string) => void this.log('stopMoh', id),
     ring: async (id: string) => void this.log('ring', id),
     list: async () => [...this.live.values()],
+    record: async (id: string, req: RecordRequest) => {
+      this.log('record', id, req);
+      this.need(id);
+      if (this.liveRecordings.has(req.name) || (req.ifExists === 'fail' && this.storedRecordings.has(req.name))) {
+        throw new AriConflict(`record: Recording '${req.name}' already exists and can not be overwritten`);
+      }
+      this.liveRecordings.set(req.name, { channelId: id, req, startedAt: Date.now() });
+    },
   };
 
   readonly bridges = {
@@ -143,6 +182,26 @@ export class FakeAri implements AriPort {
 
   readonly playbacks = { stop: async (id: string) => void this.log('playback.stop', id) };
 
+  readonly recordings = {
+    stop: async (name: string) => {
+      this.log('recording.stop', name);
+      const live = this.liveRecordings.get(name);
+      if (!live) throw new AriGone(`stop recording: Recording not found`);
+      setImmediate(() => this.finishRecording(name, Math.round((Date.now() - live.startedAt) / 1000)));
+    },
+    file: async (name: string) => {
+      this.log('recording.file', name);
+      if (this.recordingFileFailure) throw this.recordingFileFailure;
+      const bytes = this.storedRecordings.get(name);
+      if (!bytes) throw new AriGone(`recording file ${name}: Recording not found`);
+      return { stream: Readable.from([bytes]), contentType: 'audio/wav', size: bytes.length };
+    },
+    delete: async (name: string) => {
+      this.log('recording.delete', name);
+      if (!this.storedRecordings.delete(name)) throw new AriGone(`delete recording: Recording not found`);
+    },
+  };
+
   readonly config = {
     put: async (...args: unknown[]) => void this.log('config.put', ...args),
     get: async () => null,
@@ -152,6 +211,25 @@ export class FakeAri implements AriPort {
 
 /** an Asterisk that does not answer: every request fails as unreachable */
 export const unreachable = () => new AriUnavailable('originate: no answer from Asterisk within 5000 ms');
+
+/** a WAV file (8 kHz, 16-bit, mono, as Asterisk's `wav` format) of this many seconds of silence */
+export function silentWav(seconds: number): Buffer {
+  const data = Math.max(0, Math.round(seconds * 8000)) * 2;
+  const h = Buffer.alloc(44);
+  h.write('RIFF', 0);
+  h.writeUInt32LE(36 + data, 4);
+  h.write('WAVEfmt ', 8);
+  h.writeUInt32LE(16, 16);
+  h.writeUInt16LE(1, 20); // PCM
+  h.writeUInt16LE(1, 22); // mono
+  h.writeUInt32LE(8000, 24);
+  h.writeUInt32LE(16000, 28);
+  h.writeUInt16LE(2, 32);
+  h.writeUInt16LE(16, 34);
+  h.write('data', 36);
+  h.writeUInt32LE(data, 40);
+  return Buffer.concat([h, Buffer.alloc(data)]);
+}
 
 function channel(id: string, number: string, exten: string): ChannelInfo {
   return { id, name: `PJSIP/${id}`, state: 'Up', callerNumber: number, callerName: '', dialedExten: exten, language: 'en', createdAt: new Date().toISOString() };

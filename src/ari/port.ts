@@ -2,6 +2,7 @@
  * The narrow view of Asterisk that features see. Only src/ari/ knows how it is implemented
  * (ari-client today); features, tests and the benchmark depend on these types alone.
  */
+import type { Readable } from 'node:stream';
 
 export interface ChannelInfo {
   id: string;
@@ -21,6 +22,9 @@ export type AriEvent =
   | { type: 'ChannelDestroyed'; at: string; channel: ChannelInfo; cause: number; causeText: string }
   | { type: 'ChannelDtmfReceived'; at: string; channel: ChannelInfo; digit: string; durationMs: number }
   | { type: 'PlaybackFinished'; at: string; playbackId: string; targetUri: string; state: string }
+  /** a recording ended and its file is stored (stopped, terminateOn key, silence, length limit, or the channel hung up) */
+  | { type: 'RecordingFinished'; at: string; name: string; targetUri: string; durationSeconds: number }
+  | { type: 'RecordingFailed'; at: string; name: string; targetUri: string; cause: string }
   | { type: 'ApplicationReplaced'; at: string };
 
 export type AriEventType = AriEvent['type'];
@@ -54,6 +58,22 @@ export interface OriginateRequest {
   variables?: Record<string, string>;
 }
 
+/** POST /channels/{id}/record: Asterisk writes <name>.<format> into its recording directory */
+export interface RecordRequest {
+  /** the stored recording's name (no extension); may contain '/' for a sub-directory */
+  name: string;
+  format: 'wav';
+  /** 0: no limit */
+  maxDurationSeconds: number;
+  /** 0: no limit */
+  maxSilenceSeconds: number;
+  /** a beep before recording starts */
+  beep: boolean;
+  /** the DTMF key that ends the recording */
+  terminateOn: 'none' | 'any' | '*' | '#';
+  ifExists: 'fail' | 'overwrite' | 'append';
+}
+
 export interface Channels {
   answer(channelId: string): Promise<void>;
   hangup(channelId: string, reason?: 'normal' | 'busy' | 'congestion' | 'no_answer'): Promise<void>;
@@ -64,6 +84,8 @@ export interface Channels {
   stopMoh(channelId: string): Promise<void>;
   ring(channelId: string): Promise<void>;
   list(): Promise<ChannelInfo[]>;
+  /** starts recording the channel; RecordingFinished / RecordingFailed with req.name tell when it ends */
+  record(channelId: string, req: RecordRequest): Promise<void>;
 }
 
 export interface Bridges {
@@ -89,12 +111,22 @@ export interface DynamicConfig {
   delete(configClass: string, objectType: string, id: string): Promise<void>;
 }
 
+export interface Recordings {
+  /** stop a live recording (the file is kept); AriGone when it is not recording */
+  stop(name: string): Promise<void>;
+  /** the stored file as a stream (GET /ari/recordings/stored/{name}/file); AriGone when there is none */
+  file(name: string): Promise<{ stream: Readable; contentType: string; size: number | null }>;
+  /** delete a stored recording; AriGone when there is none */
+  delete(name: string): Promise<void>;
+}
+
 export interface AriPort {
   readonly connected: boolean;
   readonly channels: Channels;
   readonly bridges: Bridges;
   readonly playbacks: Playbacks;
   readonly config: DynamicConfig;
+  readonly recordings: Recordings;
   /** subscribe to application events; returns the unsubscribe function */
   onEvent(handler: (event: AriEvent) => void): () => void;
   /** 'up' on every (re)connection of the event socket, 'down' when it is lost */

@@ -1,10 +1,11 @@
 /**
  * One inbound call, from StasisStart to the last record update.
  *
- * The hard-wired first flow (the IVR and ACD issues replace the wiring, not the session):
- * answer -> Mandarin welcome menu (1 consultation, 2 complaints -> general; 9 English -> en) ->
- * caller in a mixing bridge with music on hold -> ring the longest-idle free agent (originate) ->
- * agent answers -> agent joins the bridge -> whoever hangs up first ends the call for both.
+ * answer -> the line of the dialed number (config/lines.yaml) -> black/white lists -> maintenance ->
+ * the line's IVR flow (config/ivr/<flow>.yaml, run by ivr.runner.ts on the configuration version in force
+ * when the call arrived) -> a queue, a voicemail, an external number or a hang-up. In a queue: the caller
+ * in a mixing bridge with music on hold -> ring the best free agent (originate) -> agent answers -> agent
+ * joins the bridge -> whoever hangs up first ends the call for both. Prompts play in the caller's language.
  *
  * ARI events reach the session through the on*() methods (the router routes them by channel id);
  * the flow waits on its own fields with waitFor(), always with a timeout.
@@ -21,6 +22,10 @@ import { AriGone, AriUnavailable, ignoreGone, type AriPort, type ChannelInfo } f
 import { estimateWaitSeconds } from '../acd/estimate.js';
 import { requestCallback } from '../callbacks/callbacks.repo.js';
 import { standingOf } from '../lists/lists.repo.js';
+import type { IvrConfig, Language, Line } from '../ivr/ivr.config.js';
+import { runFlow, type CallIo, type KeyResult } from '../ivr/ivr.runner.js';
+import type { IvrStore } from '../ivr/ivr.store.js';
+import { finishVoicemail, startVoicemail } from '../voicemail/voicemails.repo.js';
 import { asteriskIds, type Keys } from '../redis/keys.js';
 import { normalizePhone } from '../shared/phone.js';
 import { withTimeout } from '../shared/timeout.js';
@@ -35,6 +40,8 @@ export interface ChannelOwner {
   onChannelGone(channelId: string, cause?: string): void;
   onDtmf(digit: string): void;
   onPlaybackFinished(playbackId: string): void;
+  /** a recording of one of this owner's channels ended (RecordingFinished / RecordingFailed) */
+  onRecordingDone?(name: string, result: { ok: boolean; durationSeconds: number; cause?: string }): void;
   /** a leg this owner originated answered (entered Stasis); false when it is not expected */
   onAnswered(channel: ChannelInfo): boolean;
   /** resolves when every record write so far has been tried */
@@ -49,6 +56,11 @@ export interface SessionDeps {
   engine: AcdEngine;
   agentStates: AgentStates;
   queues: QueuesConfigStore;
+  ivr: Pick<IvrStore, 'current'>;
+  maintenance: MaintenanceView;
+  /** dial string of the outbound trunk, `{number}` replaced (IVR transfer to an external number) */
+  dialTemplate: string;
+  voicemailMaxSeconds: number;
   /** a repeat caller within this many days is offered first to the agent of its last answered call */
   repeatCallerDays: number;
   /** average handle time used for the estimated wait until there is history (seconds) */
@@ -60,17 +72,15 @@ export interface SessionDeps {
   ended(session: ChannelOwner): void;
 }
 
-/** hard-wired main menu of 12345 until the IVR issue reads it from config/ivr */
-const MENU: Record<string, { queue: string; label: string }> = {
-  '1': { queue: 'general', label: 'consultation' },
-  '2': { queue: 'general', label: 'complaint' },
-  '9': { queue: 'en', label: 'english' },
-};
-const MENU_ATTEMPTS = 3;
-const DIGIT_TIMEOUT_MS = 5000;
+/** what maintenance mode means for a call to a line right now (src/maintenance) */
+export interface MaintenanceView {
+  effective(line: string): { source: string; scope: string; message: string | null; allowVoicemail: boolean } | null;
+}
+
 const PROMPT_MAX_MS = 60_000;
-/** lines whose caller hears the 12345 main menu; any other dialed number that names a queue goes straight to it */
-const MAIN_LINES = new Set(['12345', '089812345']);
+/** a voicemail shorter than this is recorded as empty (the caller hung up at the tone) */
+const VOICEMAIL_MIN_SECONDS = 1;
+const TRANSFER_RING_SECONDS = 30;
 /** a whitelisted caller goes ahead of everyone of lower priority in its queue (overflow adds 1 on top) */
 const WHITELIST_PRIORITY = 5;
 const LIST_LOOKUP_MS = 1500;
@@ -81,7 +91,8 @@ const LIVE_TTL_S = 6 * 3600;
 type PromptResult = { status: 'matched'; digit: string } | { status: 'timeout' } | { status: 'hangup' } | { status: 'failed' };
 
 interface AgentLeg {
-  agentId: string;
+  /** null for an external number (IVR transfer) */
+  agentId: string | null;
   channelId: string;
   answered: boolean;
   gone: boolean;
@@ -118,7 +129,10 @@ export class CallSession implements ChannelOwner {
   private unsubscribeWake: (() => void) | null = null;
   private ivrPath: string[] = [];
   private readonly waits = new Waiters();
-  private outcome: 'callback_requested' | 'restricted' | null = null;
+  private outcome: 'callback_requested' | 'restricted' | 'voicemail' | 'ivr_completed' | null = null;
+  private language: Language = 'zh';
+  private ivrVariables: Record<string, string> = {};
+  private recording: { name: string; done: boolean; ok: boolean; durationSeconds: number } | null = null;
   private readonly record: CallRecordWriter;
 
   constructor(
@@ -170,6 +184,13 @@ export class CallSession implements ChannelOwner {
     return true;
   }
 
+  onRecordingDone(name: string, result: { ok: boolean; durationSeconds: number; cause?: string }): void {
+    if (!this.recording || this.recording.name !== name) return;
+    Object.assign(this.recording, { done: true, ok: result.ok, durationSeconds: result.durationSeconds });
+    if (!result.ok) this.log.warn({ cause: result.cause }, 'voicemail recording failed');
+    this.wake();
+  }
+
   // ---- the flow -----------------------------------------------------------------------------
 
   async run(): Promise<void> {
@@ -204,67 +225,208 @@ export class CallSession implements ChannelOwner {
 
   private async flow(): Promise<void> {
     await this.deps.ari.channels.answer(this.callerChannelId);
+    // the configuration in force now serves this call to its end, whatever reloads meanwhile
+    const ivr = this.deps.ivr.current();
+    const line = ivr.lines.get(this.dialed) ?? ivr.lines.get(ivr.defaultLine)!;
+    if (line.number !== this.dialed) this.log.warn({ line: line.number }, 'dialed number not in lines.yaml; the default line serves it');
+    if (line.number !== this.dialed) this.update({ line: line.number });
     // the lists decide before anything else; a database that cannot answer must not block the call
     const standing = await withTimeout(standingOf(this.deps.db, this.caller), LIST_LOOKUP_MS, () => new Error(`no answer in ${LIST_LOOKUP_MS} ms`)).catch((err) => {
       this.log.warn({ err: (err as Error).message }, 'black/white list lookup failed; treating the caller as unlisted');
       return null;
     });
     if (standing?.black) {
-      this.event('list.black', { reason: standing.black.reason, treatment: standing.black.treatment });
-      if (standing.black.treatment === 'restrict' || !this.deps.queues.get('blacklist')) {
+      // the entry's own treatment wins; an entry without one gets what the line is configured for
+      const lineQueue = 'queue' in line.blacklist ? line.blacklist.queue : null;
+      const treatment = standing.black.treatment === 'line' ? (lineQueue ? 'queue' : 'restrict') : standing.black.treatment;
+      const queue = lineQueue ?? 'blacklist';
+      this.event('list.black', { reason: standing.black.reason, treatment, ...(treatment === 'queue' ? { queue } : {}) });
+      if (treatment === 'restrict' || !this.deps.queues.get(queue)) {
         this.outcome = 'restricted';
-        await this.playToEnd('sound:hotline/zh/restricted');
+        await this.playToEnd(this.sound('restricted'));
         this.endedBy ??= 'system';
         return;
       }
       this.ivrPath = ['blacklist'];
-      return this.waitInQueue('blacklist');
+      return this.waitInQueue(queue);
     }
+    const maintenance = this.deps.maintenance.effective(line.number);
+    if (maintenance) return this.maintenanceMode(maintenance);
     if (standing?.white) {
       this.priority = WHITELIST_PRIORITY;
       this.event('list.white', { reason: standing.white.reason, treatment: standing.white.treatment, priority: this.priority });
     }
     let queueId: string;
-    const lineQueue = MAIN_LINES.has(this.dialed) ? 'general' : this.dialed;
-    if (standing?.white?.treatment === 'skip-menu' && this.deps.queues.get(lineQueue)) {
-      queueId = lineQueue;
+    if (standing?.white?.treatment === 'skip-menu' && this.deps.queues.get(line.queue)) {
+      queueId = line.queue;
       this.ivrPath = ['whitelist'];
-    } else if (MAIN_LINES.has(this.dialed) || !this.deps.queues.get(this.dialed)) {
-      if (!MAIN_LINES.has(this.dialed)) this.log.warn('no queue for this dialed number; the main menu takes it');
-      this.move('ivr');
-      this.event('ivr.started', { menu: 'main' });
-      const choice = await this.mainMenu();
-      if (!choice) return;
-      queueId = choice.queue;
-      this.ivrPath = choice.path;
     } else {
-      queueId = this.dialed; // a special line: its own queue
-      this.ivrPath = ['line'];
+      this.move('ivr');
+      const flow = ivr.flows.get(line.flow)!;
+      this.event('ivr.started', { line: line.number, flow: flow.id, version: ivr.version });
+      const r = await runFlow(flow, this.callIo(), { holidays: ivr.holidays });
+      this.ivrPath = r.path;
+      this.ivrVariables = r.variables;
+      if (r.language !== this.language) {
+        this.language = r.language;
+        this.update({ language: r.language });
+      }
+      this.event('ivr.completed', { outcome: r.outcome.kind, path: r.path, language: r.language, variables: r.variables });
+      if (Object.keys(r.variables).length) this.live({ ivrVariables: JSON.stringify(r.variables) });
+      switch (r.outcome.kind) {
+        case 'gone':
+          this.update({ ivr_path: this.ivrPath });
+          return;
+        case 'hangup':
+          this.outcome = 'ivr_completed';
+          this.update({ ivr_path: this.ivrPath, ivr_done_at: new Date() });
+          this.endedBy ??= 'system';
+          return;
+        case 'voicemail':
+          this.update({ ivr_path: this.ivrPath, ivr_done_at: new Date() });
+          return this.takeVoicemail(ivr, line, 'ivr', r.outcome.prompt);
+        case 'transfer':
+          this.update({ ivr_path: this.ivrPath, ivr_done_at: new Date() });
+          return this.transferOut(r.outcome.number);
+        case 'queue':
+          queueId = r.outcome.queue;
+      }
     }
     if (!this.deps.queues.get(queueId)) {
-      this.log.error({ queue: queueId }, 'queue missing from queues.yaml; using general');
-      queueId = 'general';
+      this.log.error({ queue: queueId }, 'queue missing from queues.yaml; using the line queue');
+      queueId = this.deps.queues.get(line.queue) ? line.queue : 'general';
     }
     const repeat = await lastAgentOf(this.deps.db, this.caller, this.deps.repeatCallerDays).catch(() => null);
     if (repeat) this.preferredAgent = repeat;
     await this.waitInQueue(queueId);
   }
 
-  private async mainMenu(): Promise<{ queue: string; path: string[] } | null> {
-    for (let attempt = 1; attempt <= MENU_ATTEMPTS; attempt++) {
-      const r = await this.prompt('sound:hotline/zh/welcome', DIGIT_TIMEOUT_MS);
-      if (r.status === 'hangup') return null;
-      if (r.status === 'matched') {
-        const option = MENU[r.digit];
-        this.event('ivr.digit', { digit: r.digit, valid: Boolean(option) });
-        if (option) return { queue: option.queue, path: ['main', `${r.digit}:${option.label}`] };
-        if (!(await this.playToEnd('sound:hotline/zh/invalid'))) return null;
-        continue;
-      }
-      this.event('ivr.no_input', { attempt });
+  /** the IVR's view of this call: prompts in a language, keys with barge-in */
+  private callIo(): CallIo {
+    return {
+      ask: (prompt, language, opts) => this.readKeys(`sound:hotline/${language}/${prompt}`, opts.maxKeys, opts.timeoutMs),
+      // a key stops a play node's prompt too and is kept for the next menu (type-ahead)
+      play: (prompt, language) => this.playToEnd(`sound:hotline/${language}/${prompt}`, { bargeIn: true }),
+      step: (type, data) => this.event(type, data),
+    };
+  }
+
+  /** play a prompt a key interrupts, then read up to maxKeys keys (`#` ends early; timeoutMs between keys) */
+  private async readKeys(media: string, maxKeys: number, timeoutMs: number): Promise<KeyResult> {
+    const first = await this.prompt(media, timeoutMs);
+    if (first.status === 'hangup') return { status: 'hangup' };
+    if (first.status !== 'matched') return { status: 'timeout' };
+    let keys = first.digit;
+    while (keys.length < maxKeys && !keys.endsWith('#')) {
+      const r = await this.waitFor(() => (this.callerGone ? 'hangup' : this.digits.length > 0 ? 'digit' : undefined), timeoutMs);
+      if (r === 'hangup') return { status: 'hangup' };
+      if (r === 'timeout') break;
+      keys += this.digits.shift()!;
     }
-    if (!(await this.playToEnd('sound:hotline/zh/no-input'))) return null;
-    return { queue: 'general', path: ['main', 'no-input'] };
+    return { status: 'keys', keys };
+  }
+
+  /** a prompt in the caller's language */
+  private sound(prompt: string): string {
+    return `sound:hotline/${this.language}/${prompt}`;
+  }
+
+  /** the line is in maintenance: its announcement, then a voicemail or "call again later" */
+  private async maintenanceMode(m: NonNullable<ReturnType<MaintenanceView['effective']>>): Promise<void> {
+    this.ivrPath = ['maintenance'];
+    this.event('maintenance', { source: m.source, scope: m.scope, message: m.message, allowVoicemail: m.allowVoicemail });
+    this.update({ ivr_path: this.ivrPath });
+    if (!(await this.playToEnd(this.sound(m.message ?? 'maintenance')))) return;
+    if (m.allowVoicemail) {
+      const ivr = this.deps.ivr.current();
+      return this.takeVoicemail(ivr, ivr.lines.get(this.dialed) ?? ivr.lines.get(ivr.defaultLine)!, 'maintenance', null);
+    }
+    this.outcome = 'ivr_completed';
+    await this.playToEnd(this.sound('maintenance-later'));
+    this.endedBy ??= 'system';
+  }
+
+  /**
+   * Record the caller's message through ARI (Asterisk stores the file; the voicemails table indexes it).
+   * The caller ends with # or by hanging up; silence or the length limit ends it too.
+   */
+  private async takeVoicemail(_ivr: IvrConfig, line: Line, reason: 'ivr' | 'maintenance', prompt: string | null): Promise<void> {
+    this.outcome = 'voicemail';
+    if (!(await this.playToEnd(this.sound(prompt ?? 'voicemail-prompt')))) return;
+    const name = asteriskIds.voicemail(this.id);
+    const startedAt = new Date();
+    let voicemailId: string;
+    try {
+      voicemailId = await startVoicemail(this.deps.db, { callId: this.id, caller: this.caller, line: line.number, language: this.language, reason, recordingName: name, startedAt });
+    } catch (err) {
+      // without its index row a message would be lost in a folder: apologise instead of recording
+      this.log.error({ err }, 'voicemail not indexed; not recording');
+      this.outcome = 'ivr_completed';
+      await this.playToEnd(this.sound('maintenance-later'));
+      this.endedBy ??= 'system';
+      return;
+    }
+    this.recording = { name, done: false, ok: false, durationSeconds: 0 };
+    this.digits.length = 0;
+    try {
+      await this.deps.ari.channels.record(this.callerChannelId, {
+        name,
+        format: 'wav',
+        maxDurationSeconds: this.deps.voicemailMaxSeconds,
+        maxSilenceSeconds: 10,
+        beep: true,
+        terminateOn: '#',
+        ifExists: 'overwrite',
+      });
+      this.event('voicemail.recording', { voicemailId, name });
+      // the caller hanging up ends the recording too: Asterisk still reports RecordingFinished
+      await this.waitFor(() => (this.recording!.done || this.callerGone ? true : undefined), (this.deps.voicemailMaxSeconds + 15) * 1000);
+      if (!this.recording.done) await this.waitFor(() => (this.recording!.done ? true : undefined), 5000);
+    } catch (err) {
+      if (!(err instanceof AriGone)) this.log.error({ err: (err as Error).message }, 'voicemail recording did not start');
+    }
+    const rec = this.recording;
+    const status = !rec.done ? 'failed' : !rec.ok ? 'failed' : rec.durationSeconds < VOICEMAIL_MIN_SECONDS ? 'empty' : 'saved';
+    this.persist('voicemail', (db) => finishVoicemail(db, voicemailId, { status, durationSeconds: rec.done ? rec.durationSeconds : null }));
+    this.event('voicemail', { voicemailId, status, durationSeconds: rec.durationSeconds, reason });
+    this.log.info({ voicemailId, status, durationSeconds: rec.durationSeconds }, 'voicemail ended');
+    if (!this.callerGone) await this.playToEnd(this.sound(status === 'saved' ? 'voicemail-saved' : 'goodbye'));
+    this.endedBy ??= 'system';
+  }
+
+  /** the flow hands the caller to an external number: ring it through the trunk and bridge both */
+  private async transferOut(number: string): Promise<void> {
+    this.outcome = 'ivr_completed';
+    const channelId = asteriskIds.agentLeg(this.id, ++this.agentAttempt);
+    this.leg = { agentId: null, channelId, answered: false, gone: false };
+    this.deps.track(channelId, this);
+    await this.deps.ari.bridges.create(this.bridgeId, 'mixing', `call ${this.id}`);
+    this.bridgeCreated = true;
+    await this.deps.ari.bridges.addChannel(this.bridgeId, [this.callerChannelId]);
+    await ignoreGone(this.deps.ari.channels.ring(this.callerChannelId));
+    this.event('ivr.transfer', { number });
+    try {
+      await this.deps.ari.channels.originate({
+        endpoint: this.deps.dialTemplate.replace('{number}', number),
+        channelId,
+        appArgs: ['agent', this.id],
+        callerNumber: this.caller,
+        timeoutSeconds: TRANSFER_RING_SECONDS,
+      });
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, number }, 'external number could not be dialled');
+      this.leg.gone = true;
+    }
+    const r = await this.waitFor(() => (this.callerGone ? 'gone' : this.leg?.answered ? 'answered' : this.leg?.gone ? 'failed' : undefined), (TRANSFER_RING_SECONDS + 5) * 1000);
+    if (r === 'answered') {
+      await this.deps.ari.bridges.addChannel(this.bridgeId, [channelId]);
+      this.event('ivr.transfer_answered', { number });
+      await this.waitFor(() => (this.callerGone || this.leg?.gone ? true : undefined), Number.POSITIVE_INFINITY);
+      return;
+    }
+    this.event('ivr.transfer_failed', { number, reason: r });
+    if (!this.callerGone) await this.playToEnd(this.sound('unavailable'));
+    this.endedBy ??= 'system';
   }
 
   /** wait in the queue until an agent answers, the caller hangs up, or the queue's max wait */
@@ -370,9 +532,9 @@ export class CallSession implements ChannelOwner {
     if (q.maxWait.action === 'callback') {
       this.outcome = 'callback_requested';
       this.persist('callback', (db) => requestCallback(db, { number: this.caller, callId: this.id, queue: q.id, reason: 'max_wait' }));
-      await this.playToEnd('sound:hotline/zh/callback-registered');
+      await this.playToEnd(this.sound('callback-registered'));
     } else {
-      await this.playToEnd('sound:hotline/zh/unavailable');
+      await this.playToEnd(this.sound('unavailable'));
     }
     this.endedBy ??= 'system';
   }
@@ -393,7 +555,7 @@ export class CallSession implements ChannelOwner {
   /** a prompt to the waiting caller: the music pauses for it */
   private async announce(prompt: string): Promise<void> {
     await this.stopMoh();
-    await this.playToEnd(`sound:hotline/zh/${prompt}`);
+    await this.playToEnd(this.sound(prompt));
     if (!this.callerGone) await this.startMoh();
   }
 
@@ -415,7 +577,7 @@ export class CallSession implements ChannelOwner {
     this.outcome = 'callback_requested';
     this.event('queue.callback_accepted', { callbackId, keptPlace: Boolean(callbackId) });
     await this.stopMoh();
-    await this.playToEnd('sound:hotline/zh/callback-registered');
+    await this.playToEnd(this.sound('callback-registered'));
     this.endedBy ??= 'system';
   }
 
@@ -539,8 +701,12 @@ export class CallSession implements ChannelOwner {
     return { status: 'matched', digit: this.digits.shift()! };
   }
 
-  /** play to the end; false when the caller hung up */
-  private async playToEnd(media: string): Promise<boolean> {
+  /**
+   * play to the end; false when the caller hung up. With bargeIn a key stops the prompt (or skips it when
+   * keys are already waiting) and stays queued for whatever reads keys next.
+   */
+  private async playToEnd(media: string, opts: { bargeIn?: boolean } = {}): Promise<boolean> {
+    if (opts.bargeIn && this.digits.length > 0) return !this.callerGone;
     const playbackId = asteriskIds.playback(this.id, ++this.playbackSeq);
     try {
       await this.deps.ari.channels.play(this.callerChannelId, [media], playbackId);
@@ -549,7 +715,11 @@ export class CallSession implements ChannelOwner {
       this.log.warn({ err: (err as Error).message, media }, 'prompt failed to play');
       return !this.callerGone;
     }
-    await this.waitFor(() => (this.callerGone || this.finishedPlaybacks.has(playbackId) ? true : undefined), PROMPT_MAX_MS);
+    const r = await this.waitFor(
+      () => (this.callerGone || this.finishedPlaybacks.has(playbackId) ? 'done' : opts.bargeIn && this.digits.length > 0 ? 'key' : undefined),
+      PROMPT_MAX_MS,
+    );
+    if (r === 'key') void ignoreGone(this.deps.ari.playbacks.stop(playbackId)).catch(() => undefined);
     return !this.callerGone;
   }
 
@@ -564,7 +734,7 @@ export class CallSession implements ChannelOwner {
     if (!this.callerGone) cleanup.push(ignoreGone(ari.channels.hangup(this.callerChannelId, 'normal')));
     if (this.leg && !this.leg.gone) cleanup.push(ignoreGone(ari.channels.hangup(this.leg.channelId, 'normal')));
     if (this.bridgeCreated) cleanup.push(ignoreGone(ari.bridges.destroy(this.bridgeId)));
-    if (this.leg) cleanup.push(this.releaseAgent(this.leg));
+    if (this.leg?.agentId) cleanup.push(this.releaseAgent(this.leg as AgentLeg & { agentId: string }));
     for (const r of await Promise.allSettled(cleanup)) {
       if (r.status === 'rejected') this.log.warn({ err: (r.reason as Error)?.message }, 'cleanup step failed');
     }
@@ -592,7 +762,7 @@ export class CallSession implements ChannelOwner {
   }
 
   /** after the call: a talking agent goes to wrap-up then ready; a reserved one straight back to ready */
-  private async releaseAgent(leg: AgentLeg): Promise<void> {
+  private async releaseAgent(leg: AgentLeg & { agentId: string }): Promise<void> {
     const { agentStates } = this.deps;
     if (!leg.answered) {
       await agentStates.tryTransition(leg.agentId, 'ready', { expectCallId: this.id, reason: null });

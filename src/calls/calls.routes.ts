@@ -1,3 +1,4 @@
+import { decodeCursor, encodeCursor } from '../http/cursor.js';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Db } from '../db/db.js';
 import type { CallEventRow, CallRow } from '../db/database.js';
@@ -35,15 +36,6 @@ export function toCallDto(row: CallRow, events: CallEventRow[]): CallDto {
   };
 }
 
-function encodeCursor(row: CallRow): string {
-  return Buffer.from(`${row.arrived_at.toISOString()}|${row.id}`).toString('base64url');
-}
-function decodeCursor(cursor: string): { arrivedAt: Date; id: string } {
-  const [at, id] = Buffer.from(cursor, 'base64url').toString().split('|');
-  const arrivedAt = new Date(at ?? '');
-  if (!id || !/^[0-9a-f-]{36}$/.test(id) || Number.isNaN(arrivedAt.getTime())) throw badRequest('invalid-cursor', 'cursor is not one this API returned');
-  return { arrivedAt, id };
-}
 
 export const callsRoutes: FastifyPluginAsyncTypebox<{ db: Db; guard: Guard }> = async (app, { db, guard }) => {
   app.get(
@@ -72,7 +64,7 @@ export const callsRoutes: FastifyPluginAsyncTypebox<{ db: Db; guard: Guard }> = 
         // an agent's own calls only, whatever it asked for
         ...(p.role === 'agent' ? { agent: p.agentId ?? '\u0000none' } : q.agent ? { agent: q.agent } : {}),
         ...(q.disposition ? { disposition: q.disposition } : {}),
-        ...(q.cursor ? { before: decodeCursor(q.cursor) } : {}),
+        ...(q.cursor ? { before: ((c) => ({ arrivedAt: c.at, id: c.id }))(decodeCursor(q.cursor)) } : {}),
         limit: q.limit,
       });
       const events = await eventsOfCalls(
@@ -83,7 +75,7 @@ export const callsRoutes: FastifyPluginAsyncTypebox<{ db: Db; guard: Guard }> = 
       for (const e of events) byCall.set(e.call_id, [...(byCall.get(e.call_id) ?? []), e]);
       return {
         items: rows.map((r) => toCallDto(r, byCall.get(r.id) ?? [])),
-        nextCursor: rows.length === q.limit ? encodeCursor(rows[rows.length - 1]!) : null,
+        nextCursor: rows.length === q.limit ? encodeCursor(rows[rows.length - 1]!.arrived_at, rows[rows.length - 1]!.id) : null,
       };
     },
   );

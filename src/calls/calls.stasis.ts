@@ -74,6 +74,13 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
         byChannel.get(channelId)?.onPlaybackFinished(event.playbackId);
         return;
       }
+      case 'RecordingFinished':
+      case 'RecordingFailed': {
+        const channelId = event.targetUri.startsWith('channel:') ? event.targetUri.slice('channel:'.length) : '';
+        const result = event.type === 'RecordingFinished' ? { ok: true, durationSeconds: event.durationSeconds } : { ok: false, durationSeconds: 0, cause: event.cause };
+        byChannel.get(channelId)?.onRecordingDone?.(event.name, result);
+        return;
+      }
       default:
         return;
     }

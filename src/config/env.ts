@@ -23,6 +23,10 @@ export interface Config {
   tokenTtlHours: number;
   /** the skill queues file operators edit (reloaded on change) */
   queuesFile: string;
+  /** the folder of the IVR files operators edit: lines.yaml, ivr/, prompts/, holidays.yaml (reloaded on change) */
+  ivrDir: string;
+  /** longest voicemail message, seconds */
+  voicemailMaxSeconds: number;
   /** a caller who called within this many days is offered first to the agent of its last answered call (0 = off) */
   repeatCallerDays: number;
   /** handle time assumed for estimated waits (seconds) */
@@ -111,6 +115,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     },
     tokenTtlHours: int(env, 'TOKEN_TTL_HOURS', 12, 1, 24 * 30),
     queuesFile: str(env, 'QUEUES_FILE', 'config/queues.yaml'),
+    ivrDir: str(env, 'IVR_DIR', 'config'),
+    voicemailMaxSeconds: int(env, 'VOICEMAIL_MAX_SECONDS', 120, 10, 600),
     repeatCallerDays: int(env, 'REPEAT_CALLER_DAYS', 3, 0, 365),
     defaultHandleSeconds: int(env, 'DEFAULT_HANDLE_SECONDS', 180, 10, 3600),
     callback: {

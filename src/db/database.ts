@@ -112,6 +112,35 @@ export interface ListEntriesTable {
   created_by: string | null;
 }
 
+export type VoicemailStatus = 'recording' | 'saved' | 'empty' | 'failed';
+export type VoicemailReason = 'maintenance' | 'ivr';
+
+export interface VoicemailsTable {
+  id: Generated<string>;
+  call_id: string | null;
+  caller: string;
+  line: string;
+  language: Generated<string>;
+  reason: VoicemailReason;
+  /** Asterisk's stored recording name (the file is <recording dir>/<name>.wav) */
+  recording_name: string;
+  status: Generated<VoicemailStatus>;
+  started_at: Timestamp;
+  duration_seconds: number | null;
+  created_at: Generated<Date>;
+}
+
+export interface MaintenanceTable {
+  /** '*' = every line, else the line's number */
+  scope: string;
+  enabled: boolean;
+  /** a prompt id */
+  message: string | null;
+  allow_voicemail: Generated<boolean>;
+  updated_by: string;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
 export interface Database {
   list_entries: ListEntriesTable;
   users: UsersTable;
@@ -121,6 +150,8 @@ export interface Database {
   agents: AgentsTable;
   agent_state_log: AgentStateLogTable;
   callbacks: CallbacksTable;
+  voicemails: VoicemailsTable;
+  maintenance: MaintenanceTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
@@ -130,3 +161,5 @@ export type CallUpdate = Updateable<CallsTable>;
 export type CallEventRow = Selectable<CallEventsTable>;
 export type AgentRow = Selectable<AgentsTable>;
 export type AgentStateLogRow = Selectable<AgentStateLogTable>;
+export type VoicemailRow = Selectable<VoicemailsTable>;
+export type MaintenanceRow = Selectable<MaintenanceTable>;

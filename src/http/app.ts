@@ -16,10 +16,16 @@ import { agentStateRoutes } from '../agents/agent-state.routes.js';
 import { agentsRoutes } from '../agents/agents.routes.js';
 import type { AgentsService } from '../agents/agents.service.js';
 import type { AgentStates } from '../agents/agent-states.js';
+import type { Recordings } from '../ari/port.js';
 import type { Db } from '../db/db.js';
 import type { Role } from '../db/database.js';
 import { AppError, forbidden, unauthorized } from '../shared/errors.js';
+import type { MaintenanceState } from '../maintenance/maintenance.js';
+import { maintenanceRoutes } from '../maintenance/maintenance.routes.js';
+import { voicemailsRoutes } from '../voicemail/voicemails.routes.js';
 import { healthRoutes, type Readiness } from './health.routes.js';
+import { ivrRoutes } from '../ivr/ivr.routes.js';
+import type { IvrStore } from '../ivr/ivr.store.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -45,6 +51,10 @@ export interface AppDeps {
   agents: AgentsService;
   queues: QueuesConfigStore;
   queueStats: QueueStatsService;
+  /** Asterisk's stored recordings (voicemail audio) */
+  recordings: Pick<Recordings, 'file'>;
+  maintenance: MaintenanceState;
+  ivr: IvrStore;
   readiness: Readiness;
   metrics: () => string | Promise<string>;
 }
@@ -99,6 +109,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   await app.register(agentStateRoutes, { prefix: '/api/v1/agents', engine: deps.engine, agentStates: deps.agentStates, guard });
   await app.register(queuesRoutes, { prefix: '/api/v1', stats: deps.queueStats, queues: deps.queues, guard });
   await app.register(callbacksRoutes, { prefix: '/api/v1/callbacks', db: deps.db, guard });
+  await app.register(voicemailsRoutes, { prefix: '/api/v1/voicemails', db: deps.db, recordings: deps.recordings, guard });
+  await app.register(ivrRoutes, { prefix: '/api/v1/ivr', ivr: deps.ivr, guard });
+  await app.register(maintenanceRoutes, { prefix: '/api/v1/maintenance', maintenance: deps.maintenance, guard });
   return app;
 }
 

@@ -5,8 +5,9 @@
  *   config/prompts/<lang>.yaml  prompt id -> text (generated into wav by scripts/sounds.sh)
  *   config/holidays.yaml     the holiday calendar schedules use (Asia/Shanghai dates)
  * Every problem is reported as `file:line: what is wrong`; a set of files with any problem is refused whole.
- * This module only reads and checks; the flow interpreter and the reload wiring come with the rest of the issue.
+ * This module only reads and checks: ivr.runner.ts interprets a flow, ivr.store.ts reloads and serves the files.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
@@ -26,6 +27,20 @@ export type IvrNode =
   | { kind: 'transfer'; number: string }
   | { kind: 'hangup'; prompt: string | null };
 
+/** prompts the service itself plays to a caller waiting in a queue, in the language the caller chose */
+export const QUEUE_PROMPTS = ['ewt-next', 'ewt-1', 'ewt-3', 'ewt-5', 'ewt-long', 'callback-offer', 'callback-registered', 'unavailable'] as const;
+/** prompts played by a voicemail node (or maintenance), in the caller's language */
+export const VOICEMAIL_PROMPTS = ['voicemail-prompt', 'voicemail-saved'] as const;
+/** prompts played before any flow (black list, maintenance): Mandarin */
+export const LINE_PROMPTS = ['restricted', 'maintenance', 'maintenance-later', ...VOICEMAIL_PROMPTS] as const;
+
+export interface MaintenanceFlag {
+  enabled: boolean;
+  /** the prompt played instead of the default `maintenance` */
+  message: string | null;
+  allowVoicemail: boolean;
+}
+
 export interface Flow {
   id: string;
   start: string;
@@ -37,9 +52,16 @@ export interface Line {
   flow: string;
   queue: string;
   blacklist: { restrict: true } | { queue: string };
+  maintenance: MaintenanceFlag | null;
 }
 export interface IvrConfig {
   lines: Map<string, Line>;
+  /** the line that serves a dialed number lines.yaml does not list */
+  defaultLine: string;
+  /** maintenance switched on for every line in lines.yaml */
+  maintenance: MaintenanceFlag | null;
+  /** every file read, with the first 12 hex digits of its SHA-256 (the loaded version) */
+  files: Map<string, string>;
   flows: Map<string, Flow>;
   prompts: Map<Language, Map<string, string>>;
   holidays: Set<string>;
@@ -68,7 +90,7 @@ function at(src: Src, p: Array<string | number>): string {
   return `${src.file}:${line}`;
 }
 
-function load(dir: string, rel: string, problems: string[]): Src | null {
+function load(dir: string, rel: string, problems: string[], files?: Map<string, string>): Src | null {
   const file = path.join(dir, rel);
   let text: string;
   try {
@@ -77,6 +99,7 @@ function load(dir: string, rel: string, problems: string[]): Src | null {
     problems.push(`${rel}:1: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     return null;
   }
+  files?.set(rel, createHash('sha256').update(text).digest('hex').slice(0, 12));
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length) {
@@ -93,13 +116,13 @@ const TIME = /^([01]\d|2[0-3]):[0-5]\d$|^24:00$/;
 /** read config/ (lines, ivr/, prompts/, holidays) and check it; throws IvrConfigError listing every problem */
 export function loadIvrConfig(configDir: string, queueIds: ReadonlySet<string>): IvrConfig {
   const problems: string[] = [];
-  const cfg: IvrConfig = { lines: new Map(), flows: new Map(), prompts: new Map(), holidays: new Set() };
+  const cfg: IvrConfig = { lines: new Map(), defaultLine: '', maintenance: null, files: new Map(), flows: new Map(), prompts: new Map(), holidays: new Set() };
 
   // prompts
   for (const lang of LANGUAGES) {
     const rel = `prompts/${lang}.yaml`;
     if (!existsSync(path.join(configDir, rel))) continue;
-    const src = load(configDir, rel, problems);
+    const src = load(configDir, rel, problems, cfg.files);
     if (!src) continue;
     const obj = src.doc.toJS() as unknown;
     if (!obj || typeof obj !== 'object' || Array.isArray(obj)) {
@@ -118,7 +141,7 @@ export function loadIvrConfig(configDir: string, queueIds: ReadonlySet<string>):
 
   // holidays
   if (existsSync(path.join(configDir, 'holidays.yaml'))) {
-    const src = load(configDir, 'holidays.yaml', problems);
+    const src = load(configDir, 'holidays.yaml', problems, cfg.files);
     const list = src?.doc.get('holidays');
     if (src && isSeq(list)) {
       list.items.forEach((_, i) => {
@@ -134,22 +157,37 @@ export function loadIvrConfig(configDir: string, queueIds: ReadonlySet<string>):
   const flowFiles = existsSync(ivrDir) ? readdirSync(ivrDir).filter((f) => f.endsWith('.yaml')).sort() : [];
   for (const f of flowFiles) {
     const rel = `ivr/${f}`;
-    const src = load(configDir, rel, problems);
+    const src = load(configDir, rel, problems, cfg.files);
     if (src) checkFlow(src, f.replace(/\.yaml$/, ''), cfg, queueIds, problems);
   }
 
   // lines
-  const lsrc = load(configDir, 'lines.yaml', problems);
+  const lsrc = load(configDir, 'lines.yaml', problems, cfg.files);
   const lines = lsrc?.doc.get('lines');
   if (lsrc && !isMap(lines)) problems.push(`${at(lsrc, [])}: expected lines: {"12345": {...}, ...}`);
   if (lsrc && isMap(lines)) {
-    const all = (lsrc.doc.toJS() as { lines: Record<string, unknown> }).lines;
+    const top = lsrc.doc.toJS() as Record<string, unknown>;
+    for (const k of Object.keys(top)) if (!['lines', 'default', 'maintenance'].includes(k)) problems.push(`${at(lsrc, [k])}: unknown field "${k}" (lines, default, maintenance)`);
+    const maintenance = (v: unknown, p: Array<string | number>): MaintenanceFlag | null => {
+      if (v === undefined || v === null) return null;
+      const m = (typeof v === 'object' ? v : {}) as Record<string, unknown>;
+      const where = at(lsrc, p);
+      if (typeof v !== 'object' || Array.isArray(v)) problems.push(`${where}: maintenance is {enabled: true|false, message?: <prompt id>, allowVoicemail?: true|false}`);
+      for (const k of Object.keys(m)) if (!['enabled', 'message', 'allowVoicemail'].includes(k)) problems.push(`${at(lsrc, [...p, k])}: unknown field "${k}" (enabled, message, allowVoicemail)`);
+      if (typeof m.enabled !== 'boolean') problems.push(`${at(lsrc, [...p, 'enabled'])}: enabled must be true or false`);
+      if (m.allowVoicemail !== undefined && typeof m.allowVoicemail !== 'boolean') problems.push(`${at(lsrc, [...p, 'allowVoicemail'])}: allowVoicemail must be true or false`);
+      const message = m.message === undefined || m.message === null ? null : String(m.message);
+      if (message !== null && !cfg.prompts.get('zh')?.has(message)) problems.push(`${at(lsrc, [...p, 'message'])}: prompt "${message}" has no zh text in prompts/zh.yaml`);
+      return { enabled: m.enabled === true, message, allowVoicemail: m.allowVoicemail !== false };
+    };
+    cfg.maintenance = maintenance(top.maintenance, ['maintenance']);
+    const all = top.lines as Record<string, unknown>;
     for (const [number, l] of Object.entries(all)) {
       const p = ['lines', number];
       const line = (l && typeof l === 'object' ? l : {}) as Record<string, unknown>;
       const where = at(lsrc, p);
       if (!/^\d{3,15}$/.test(number)) problems.push(`${where}: line "${number}" must be the dialed number (digits)`);
-      for (const k of Object.keys(line)) if (!['name', 'flow', 'queue', 'blacklist'].includes(k)) problems.push(`${at(lsrc, [...p, k])}: unknown field "${k}"`);
+      for (const k of Object.keys(line)) if (!['name', 'flow', 'queue', 'blacklist', 'maintenance'].includes(k)) problems.push(`${at(lsrc, [...p, k])}: unknown field "${k}"`);
       if (!isStr(line.flow) || !cfg.flows.has(line.flow) && !flowFiles.includes(`${line.flow}.yaml`)) problems.push(`${at(lsrc, [...p, 'flow'])}: no flow "${String(line.flow)}" in ivr/`);
       if (!isStr(line.queue) || !queueIds.has(line.queue)) problems.push(`${at(lsrc, [...p, 'queue'])}: no queue "${String(line.queue)}" in queues.yaml`);
       const bl = line.blacklist;
@@ -157,8 +195,25 @@ export function loadIvrConfig(configDir: string, queueIds: ReadonlySet<string>):
       if (bl === undefined || bl === 'restrict') blacklist = { restrict: true };
       else if (bl && typeof bl === 'object' && isStr((bl as { queue?: unknown }).queue) && queueIds.has((bl as { queue: string }).queue)) blacklist = { queue: (bl as { queue: string }).queue };
       else problems.push(`${at(lsrc, [...p, 'blacklist'])}: blacklist is "restrict" or {queue: <a queue in queues.yaml>}`);
-      cfg.lines.set(number, { number, name: isStr(line.name) ? line.name : number, flow: String(line.flow), queue: String(line.queue), blacklist });
+      cfg.lines.set(number, {
+        number,
+        name: isStr(line.name) ? line.name : number,
+        flow: String(line.flow),
+        queue: String(line.queue),
+        blacklist,
+        maintenance: maintenance(line.maintenance, [...p, 'maintenance']),
+      });
     }
+    // JS objects put integer-like keys first: the file's own order comes from the YAML map
+    const firstInFile = lines.items[0] ? String((lines.items[0].key as { value?: unknown })?.value ?? lines.items[0].key) : undefined;
+    const dflt = top.default === undefined ? firstInFile : String(top.default);
+    if (!dflt || !cfg.lines.has(dflt)) problems.push(`${at(lsrc, ['default'])}: default must be one of the lines (the line for numbers not listed), got "${String(dflt)}"`);
+    cfg.defaultLine = dflt ?? '';
+  }
+  const zh = cfg.prompts.get('zh');
+  if (zh) {
+    const missing = LINE_PROMPTS.filter((id) => !zh.has(id));
+    if (missing.length) problems.push(`prompts/zh.yaml:1: the service needs these prompts: ${missing.join(', ')}`);
   }
 
   if (problems.length) throw new IvrConfigError(problems);
@@ -340,9 +395,12 @@ function checkFlow(src: Src, id: string, cfg: IvrConfig, queueIds: ReadonlySet<s
   for (const [n, langs] of langsAt) {
     const node = nodes.get(n)!;
     const ids = [('prompt' in node ? node.prompt : null), node.kind === 'menu' ? node.invalidPrompt : null].filter((x): x is string => Boolean(x));
+    // what the service plays at a queue (waiting) or a voicemail node, in the caller's language
+    if (node.kind === 'queue') ids.push(...QUEUE_PROMPTS);
+    if (node.kind === 'voicemail') ids.push(...VOICEMAIL_PROMPTS);
     for (const lang of langs) {
       for (const pid of ids) {
-        if (!cfg.prompts.get(lang)?.has(pid)) bad([n, 'prompt'], `prompt "${pid}" has no ${lang} text in prompts/${lang}.yaml (a caller can reach this node speaking ${lang})`);
+        if (!cfg.prompts.get(lang)?.has(pid)) bad([n, 'prompt' in node ? 'prompt' : 'kind'], `prompt "${pid}" has no ${lang} text in prompts/${lang}.yaml (a caller can reach this node speaking ${lang})`);
       }
     }
   }

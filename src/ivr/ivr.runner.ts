@@ -3,7 +3,9 @@
  * hands the call on: to a queue, voicemail, an external number, or a hang-up. Audio and keys go through
  * the narrow CallIo, so the interpreter is the same for a real call and for a unit test.
  * Semantics an operator can rely on:
- * - a menu prompt can be interrupted by a key (barge-in); `*` repeats the menu (not counted as a retry);
+ * - any prompt of a menu, collect or play node can be interrupted by a key (barge-in); a key pressed during a
+ *   play node's prompt is kept for the next menu (type-ahead: a caller who knows the menu need not wait);
+ * - `*` repeats the menu (not counted as a retry);
  *   a key that is not an option plays the invalid-input prompt and counts as a retry; no key within
  *   timeoutSeconds counts as a retry; after `retries` retries the call goes to `noInput`;
  * - collect reads up to maxDigits (a `#` ends the entry early) and needs at least minDigits;
@@ -124,10 +126,14 @@ async function menu(node: Extract<IvrNode, { kind: 'menu' }>, io: CallIo, langua
     if (r.status === 'hangup') return 'gone';
     if (r.status === 'timeout') {
       tries++;
+      io.step('ivr.timeout', { attempt: tries });
       continue;
     }
     const key = r.keys[0] ?? '';
-    if (key === '*') continue; // repeat the menu
+    if (key === '*') {
+      io.step('ivr.repeat', {}); // the caller asked to hear the menu again: not a retry
+      continue;
+    }
     io.step('ivr.digit', { digit: key, valid: key in node.options });
     if (key in node.options) return key;
     tries++;

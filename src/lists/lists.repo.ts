@@ -1,6 +1,7 @@
 import type { Db } from '../db/db.js';
 
-export type BlackTreatment = 'restrict' | 'queue';
+/** `line`: the entry names no treatment, the line's configuration (lines.yaml `blacklist`) decides */
+export type BlackTreatment = 'restrict' | 'queue' | 'line';
 export type WhiteTreatment = 'priority' | 'skip-menu';
 
 export interface CallerStanding {
@@ -19,7 +20,7 @@ export async function standingOf(db: Db, number: string): Promise<CallerStanding
   const black = rows.find((r) => r.kind === 'black');
   const white = rows.find((r) => r.kind === 'white');
   return {
-    black: black ? { reason: black.reason, treatment: black.treatment === 'queue' ? 'queue' : 'restrict' } : null,
+    black: black ? { reason: black.reason, treatment: black.treatment === 'queue' ? 'queue' : black.treatment === 'restrict' ? 'restrict' : 'line' } : null,
     white: white ? { reason: white.reason, treatment: white.treatment === 'skip-menu' ? 'skip-menu' : 'priority' } : null,
   };
 }

@@ -19,6 +19,9 @@ export function createKeys(prefix: string) {
     acdWaitingCall: (queue: string, callId: string) => `${prefix}:acd:queue:${queue}:call:${callId}`,
     /** pub/sub channel carrying the id of each agent that has just become ready */
     acdAgentReadyChannel: () => `${prefix}:acd:agent-ready`,
+
+    /** pub/sub channel: the maintenance switches changed in PostgreSQL, every process reloads them */
+    maintenanceChannel: () => `${prefix}:maintenance:changed`,
   };
 }
 export type Keys = ReturnType<typeof createKeys>;
@@ -30,4 +33,6 @@ export const asteriskIds = {
   playback: (callId: string, n: number) => `${callId}-pb-${n}`,
   /** the waiting-list entry that keeps a callback's place in its queue */
   callbackStandIn: (callbackId: string) => `callback-${callbackId}`,
+  /** the stored recording (Asterisk's file name) of a call's voicemail */
+  voicemail: (callId: string) => `vm-${callId}`,
 };

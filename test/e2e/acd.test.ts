@@ -5,7 +5,7 @@
 import t from 'tap';
 import { runSipp } from '../sipp/sipp.js';
 import { ariBridges, ariChannels, getJson, login, resetAri, startTestService, waitFor } from '../helpers/stack.js';
-import { api, createReadyAgent, setState, startPhones, writeQueuesFile, type TestAgent } from '../helpers/acd.js';
+import { api, createReadyAgent, ivrDirWithDirectLines, setState, startPhones, writeQueuesFile, type TestAgent } from '../helpers/acd.js';
 
 const queuesFile = writeQueuesFile(`
 defaults: { ringSeconds: 6, wrapUpSeconds: 1, serviceLevelSeconds: 20, announceEverySeconds: 0, maxWait: { seconds: 300, action: callback } }
@@ -20,7 +20,8 @@ queues:
 
 await resetAri();
 const CITIZEN_PORT = 5162;
-const service = await startTestService(t, 'acd', { QUEUES_FILE: queuesFile, CALLBACK_DIAL: `PJSIP/callers/sip:{number}@127.0.0.1:${CITIZEN_PORT}` });
+// 7001, 7002, 7003: lines of the test's own that go straight to the queue of that name
+const service = await startTestService(t, 'acd', { QUEUES_FILE: queuesFile, IVR_DIR: ivrDirWithDirectLines(['7001', '7002', '7003']), CALLBACK_DIAL: `PJSIP/callers/sip:{number}@127.0.0.1:${CITIZEN_PORT}` });
 const base = service.url;
 const token = await login(base);
 const runTag = String(Date.now()).slice(-5);

@@ -109,7 +109,7 @@ t.test('given a wrong key then a right one, when the agent hangs up first, then 
   const rec = await recordOf(caller, 'answered');
   const digits = rec.events.filter((e: { type: string }) => e.type === 'ivr.digit').map((e: { data: unknown }) => e.data);
   t.same(digits, [{ digit: '7', valid: false }, { digit: '1', valid: true }], 'the wrong key was refused, the right one taken');
-  t.same(rec.ivrPath, ['main', '1:consultation']);
+  t.same(rec.ivrPath, ['hours', 'welcome', 'main-menu:1', 'consult'], 'the shipped main flow: schedule, welcome, menu option 1, consultation');
   t.same(rec.agents, ['1001']);
   t.equal(rec.events.at(-1).data.by, 'agent', 'the agent ended the call');
   await assertNothingLeft(t);

@@ -1,7 +1,8 @@
 /** Helpers for ACD tests: agents created through the API, their SIPp phones, and a queues file of the test's own. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { parseQueues } from '../../src/acd/queues.config.js';
 import { startSipp, type SippProcess } from '../sipp/sipp.js';
 
 export interface TestAgent {
@@ -10,11 +11,35 @@ export interface TestAgent {
   skills: Array<{ skill: string; level: number }>;
 }
 
+/**
+ * A queues file for one test. The shipped IVR flows (config/ivr) name every shipped queue, and the service
+ * refuses flows that point at a missing queue: queues the test does not define are added as plain
+ * `{ skill: <id> }` queues, so a test only writes the queues it cares about.
+ */
 export function writeQueuesFile(yaml: string): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'hotline-queues-'));
   const file = path.join(dir, 'queues.yaml');
-  writeFileSync(file, yaml);
+  const shipped = parseQueues(readFileSync(path.join(import.meta.dirname, '../../config/queues.yaml'), 'utf8'));
+  const mine = parseQueues(yaml);
+  const extra = [...shipped.keys()].filter((id) => !mine.has(id)).map((id) => `  "${id}": { skill: "${id}" }\n`);
+  writeFileSync(file, extra.length ? `${yaml.replace(/\s*$/, '\n')}${extra.join('')}` : yaml);
   return file;
+}
+
+/**
+ * A copy of the shipped IVR files plus one line per queue id given, dialed as that number, that goes
+ * straight to the queue (no menu): for tests about queues rather than menus. Pass it as IVR_DIR.
+ */
+export function ivrDirWithDirectLines(queueIds: string[]): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'hotline-ivr-'));
+  cpSync(path.join(import.meta.dirname, '../../config'), dir, { recursive: true });
+  let lines = readFileSync(path.join(dir, 'lines.yaml'), 'utf8');
+  for (const id of queueIds) {
+    writeFileSync(path.join(dir, `ivr/direct-${id}.yaml`), `start: q\nnodes:\n  q: { kind: queue, queue: "${id}" }\n`);
+    lines += `  "${id}": { name: test line ${id}, flow: direct-${id}, queue: "${id}" }\n`;
+  }
+  writeFileSync(path.join(dir, 'lines.yaml'), lines);
+  return dir;
 }
 
 async function api(base: string, token: string, method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> {

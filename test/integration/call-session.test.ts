@@ -3,6 +3,7 @@
  * the orders of events that are hard to produce with SIPp on purpose.
  */
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import t from 'tap';
 import { pino } from 'pino';
 import { createQueuesConfig } from '../../src/acd/queues.config.js';
@@ -15,6 +16,7 @@ import { createDb, ensureDatabase } from '../../src/db/db.js';
 import { migrateToLatest } from '../../src/db/migrator.js';
 import { connectRedis, createRedis } from '../../src/redis/client.js';
 import { createKeys } from '../../src/redis/keys.js';
+import { createIvrStore } from '../../src/ivr/ivr.store.js';
 import { waitFor } from '../helpers/stack.js';
 import { writeQueuesFile } from '../helpers/acd.js';
 
@@ -33,12 +35,31 @@ const log = pino({ level: 'silent' });
 const engine = createRedisEngine({ redis, subscriber, keys, log });
 const agentStates = createAgentStates({ engine, db, log });
 const queues = createQueuesConfig(
-  writeQueuesFile('defaults: { ringSeconds: 5, wrapUpSeconds: 0, announceEverySeconds: 0, callbackOffer: null }\nqueues:\n  general: { skill: general }\n  en: { skill: en }\n'),
+  writeQueuesFile(
+    'defaults: { ringSeconds: 5, wrapUpSeconds: 0, announceEverySeconds: 0, callbackOffer: null }\nqueues:\n  general: { skill: general }\n  en: { skill: en }\n  ru: { skill: ru }\n  "12333": { skill: "12333" }\n  blacklist: { skill: blacklist }\n',
+  ),
   log,
   { watch: false },
 );
 const ari = new FakeAri();
-const router = createCallRouter({ ari, db, redis, keys, engine, agentStates, queues, repeatCallerDays: 0, defaultHandleSeconds: 180, log });
+const ivr = createIvrStore(path.join(import.meta.dirname, '../fixtures/ivr/good'), queues, log, { watch: false });
+const maintenance = { on: null as null | { source: string; scope: string; message: string | null; allowVoicemail: boolean }, effective() { return this.on; } };
+const router = createCallRouter({
+  ari,
+  db,
+  redis,
+  keys,
+  engine,
+  agentStates,
+  queues,
+  ivr,
+  maintenance,
+  dialTemplate: 'PJSIP/trunk/sip:{number}@127.0.0.1:5099',
+  voicemailMaxSeconds: 60,
+  repeatCallerDays: 0,
+  defaultHandleSeconds: 180,
+  log,
+});
 ari.onEvent((e) => router.handle(e));
 t.teardown(async () => {
   await engine.close();

@@ -3,6 +3,8 @@
  * Runs the real entry point (src/main.ts) as a child process, as `npm start` does.
  */
 import { spawn } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -55,3 +57,17 @@ for (const c of cases) {
     t.ok(r.ms < 20_000, `fails fast (${r.ms} ms)`);
   });
 }
+
+t.test('given IVR files with problems, when the service starts, then it exits 1 listing each as file:line', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'hotline-ivr-broken-'));
+  cpSync(path.join(ROOT, 'config'), dir, { recursive: true });
+  const main = path.join(dir, 'ivr/main.yaml');
+  writeFileSync(main, readFileSync(main, 'utf8').replace('"3": business', '"3": nowhere').replace('timeoutSeconds: 5', 'timeoutSeconds: 500'));
+  const r = await start({ IVR_DIR: dir });
+  t.equal(r.code, 1, 'exit code 1');
+  t.match(r.stderr, /^hotline: start-up failed: the IVR files in .* have 4 problem\(s\):/);
+  t.match(r.stderr, /ivr\/main\.yaml:\d+: no node "nowhere" in this flow/);
+  t.match(r.stderr, /ivr\/main\.yaml:\d+: timeoutSeconds must be a whole number from 1 to 60/);
+  t.match(r.stderr, /node "business" cannot be reached/);
+  t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+});

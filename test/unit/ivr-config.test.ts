@@ -36,6 +36,26 @@ t.test('the good set loads: lines, flows, prompts and holidays', async (t) => {
   t.match(c.flows.get('main')?.nodes.get('ticket'), { kind: 'collect', minDigits: 6, maxDigits: 6 });
   t.same(c.lines.get('12333')?.blacklist, { queue: 'blacklist' });
   t.ok(c.holidays.has('2026-10-01'));
+  t.equal(c.defaultLine, '12345', 'the first line serves numbers not listed when no default is named');
+  t.equal(c.maintenance, null);
+  t.match(c.files.get('ivr/main.yaml'), /^[0-9a-f]{12}$/, 'each file has a version');
+});
+
+t.test('maintenance flags from lines.yaml: global and per line', async (t) => {
+  const dir = withChange('lines.yaml', (s) => `maintenance: { enabled: false, message: maintenance }\n${s.replace('queue: "12333",', 'queue: "12333", maintenance: { enabled: true, allowVoicemail: false },')}`);
+  const c = loadIvrConfig(dir, QUEUES);
+  t.same(c.maintenance, { enabled: false, message: 'maintenance', allowVoicemail: true });
+  t.same(c.lines.get('12333')?.maintenance, { enabled: true, message: null, allowVoicemail: false });
+  t.equal(c.lines.get('12345')?.maintenance, null);
+});
+
+t.test('the shipped configuration (config/) loads with the shipped queues', async (t) => {
+  const root = path.join(import.meta.dirname, '../..');
+  const { parseQueues } = await import('../../src/acd/queues.config.js');
+  const queues = new Set(parseQueues(readFileSync(path.join(root, 'config/queues.yaml'), 'utf8')).keys());
+  const c = loadIvrConfig(path.join(root, 'config'), queues);
+  t.same([...c.lines.keys()].sort(), ['089812345', '12329', '12333', '12345', '12367', '4009513513', '95198', '96345']);
+  for (const lang of ['zh', 'en', 'ru', 'ja', 'ko', 'de', 'fr']) t.ok(c.prompts.get(lang as 'zh')?.size, `prompts in ${lang}`);
 });
 
 const cases: Array<[string, string, (s: string) => string, RegExp]> = [
@@ -54,6 +74,11 @@ const cases: Array<[string, string, (s: string) => string, RegExp]> = [
   ['collect with min above max', 'ivr/main.yaml', (s) => s.replace('maxDigits: 6', 'maxDigits: 4'), /maxDigits must not be below minDigits/],
   ['a language we do not serve', 'ivr/main.yaml', (s) => s.replace('language: ru', 'language: es'), /language must be one of zh, en, ru/],
   ['a field that does not exist', 'ivr/main.yaml', (s) => s.replace('invalidPrompt: invalid', 'invalidPromt: invalid'), /a menu node has no field "invalidPromt"/],
+  ['a queue prompt missing in the language a waiting caller speaks', 'prompts/en.yaml', (s) => s.replace(/^ewt-3:.*\n/m, ''), /^ivr\/main\.yaml:\d+: prompt "ewt-3" has no en text in prompts\/en\.yaml/],
+  ['a prompt the service needs before any flow', 'prompts/zh.yaml', (s) => s.replace(/^restricted:.*\n/m, ''), /^prompts\/zh\.yaml:1: the service needs these prompts: restricted/],
+  ['a default line that is not a line', 'lines.yaml', (s) => `default: "99999"\n${s}`, /^lines\.yaml:1: default must be one of the lines/],
+  ['maintenance with an unknown message prompt', 'lines.yaml', (s) => s.replace('queue: "12333",', 'queue: "12333", maintenance: { enabled: true, message: closed-for-typhoon },'), /^lines\.yaml:4: prompt "closed-for-typhoon" has no zh text/],
+  ['maintenance without enabled', 'lines.yaml', (s) => `maintenance: { message: maintenance }\n${s}`, /^lines\.yaml:1: enabled must be true or false/],
   ['holiday that is not a date', 'holidays.yaml', () => 'holidays: [2026-13-45]\n', /^holidays\.yaml:1: "2026-13-45" is not a date/],
 ];
 
