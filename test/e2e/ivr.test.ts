@@ -195,12 +195,18 @@ t.test('a broken file is refused on reload and the version in force keeps servin
   t.match(events(during.record, 'ivr.started')[0], { flow: 'main', version: before.version }, 'calls still run the last good version');
   t.equal(during.record.queue, 'general', 'option 2 still works');
 
-  // the operator fixes the file: the watcher picks it up without an API call
+  // the operator fixes the file while a caller is in the menu: the watcher picks it up without an API
+  // call, and the caller already in the flow finishes on the version it began with
+  const inFlight = call('12345', [{ pause: promptMs('zh', 'welcome') + 4000 }, { keys: '2' }], 4000);
+  await new Promise((r) => setTimeout(r, 1500));
   writeFileSync(mainFile, good.replace('complaint: { kind: queue, queue: general }', 'complaint: { kind: queue, queue: complaint }'));
   const fixed = await waitFor(async () => {
     const s = await status();
     return s.lastError === null && s.version !== before.version ? s : undefined;
   }, 5000, 'the fixed file loaded by the watcher');
+  const old = await inFlight;
+  t.match(events(old.record, 'ivr.started')[0], { version: before.version }, 'the caller in the menu kept its version');
+  t.equal(old.record.queue, 'general', 'and its option 2 as it was when the call began');
   const after = await call('12345', [{ pause: promptMs('zh', 'welcome') + 500 }, { keys: '2' }], 4000);
   t.match(events(after.record, 'ivr.started')[0], { version: fixed.version });
   t.equal(after.record.queue, 'complaint', 'the new option 2 serves new calls');
