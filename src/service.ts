@@ -14,6 +14,9 @@ import { createAgentStates, type AgentStates } from './agents/agent-states.js';
 import { createAgentProvisioning } from './agents/agents.provisioning.js';
 import { createAgentsService, type ActiveAgent, type AgentsService } from './agents/agents.service.js';
 import { startAgentSweeper } from './agents/agent-sweeper.js';
+import { createAgentDesk } from './agents/agent-desk.js';
+import { createBreaks } from './agents/breaks.js';
+import { createLoginLimiter } from './auth/login-limiter.js';
 import { startCallbackDialer } from './callbacks/callback-dialer.js';
 import { AriClient } from './ari/client.js';
 import { createAuthService } from './auth/auth.service.js';
@@ -25,9 +28,14 @@ import { buildApp, type App } from './http/app.js';
 import type { ReadinessReport } from './http/health.routes.js';
 import { MaintenanceState } from './maintenance/maintenance.js';
 import { createIvrStore } from './ivr/ivr.store.js';
+import { createEventBus } from './events/bus.js';
+import { createClickToCall } from './calls/click-to-call.js';
 import { connectRedis, createRedis } from './redis/client.js';
 import { createKeys, type Keys } from './redis/keys.js';
 import { Gauge, Registry, ariMetrics, processGauges, startEventLoopMonitor } from './metrics/metrics.js';
+import { SmppGateway } from './sms/smpp-gateway.js';
+import { createSmsTemplates } from './sms/sms-templates.js';
+import { createSmsService } from './sms/sms.service.js';
 
 export interface Service {
   app: App;
@@ -58,6 +66,9 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
   const db = createDb(config.databaseUrl);
   const applied = await migrateToLatest(db);
   if (applied.length) log.info({ applied }, 'migrations applied');
+  // SMS: a broken templates file stops start-up here; the SMSC session binds in the background (none needed to start)
+  const sms = createSmsService({ db, gateway: new SmppGateway({ ...config.smpp, log }), templates: createSmsTemplates(config.sms.templatesFile, log), bulkMax: config.sms.bulkMax, log });
+  await sms.start();
 
   const redis = createRedis(config.redisUrl);
   await connectRedis(redis, config.redisUrl);
@@ -69,6 +80,8 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
   // the operators' IVR files: a broken set stops start-up here with every problem (file:line)
   const ivr = createIvrStore(config.ivrDir, queues, log);
   const engine = createRedisEngine({ redis, subscriber, keys, log });
+  // live events for desktops and supervisors (WS /api/v1/events), across every process
+  const events = await createEventBus({ redis, subscriber, keys, log });
   // maintenance switches: PostgreSQL rows (the API) combined with lines.yaml, kept in memory for every call
   const maintenance = new MaintenanceState({
     db,
@@ -80,9 +93,19 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
     promptExists: (id) => ivr.promptExists(id),
   });
   await maintenance.start();
-  const agentStates = createAgentStates({ engine, db, log });
+  const agentStates = createAgentStates({ engine, db, log, events });
+  // the agent desktop: breaks (one approved during a call starts at release: a check agentStates runs), ACD sign-in
+  const breaks = createBreaks({ db, engine, agentStates, events, log });
+  const desk = createAgentDesk({ db, engine, agentStates, queues });
 
   const auth = createAuthService(db, { tokenTtlHours: config.tokenTtlHours });
+  const loginLimiter = createLoginLimiter({
+    redis,
+    keys,
+    maxFailuresPerUser: config.loginMaxFailures,
+    maxFailuresPerAddress: config.loginMaxFailuresPerAddress,
+    windowSeconds: config.loginFailureWindowSeconds,
+  });
   await auth.ensureAdmin(config.admin.user, config.admin.password);
 
   const ari = new AriClient({ ...config.ari, log });
@@ -132,6 +155,7 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
     maintenance,
     dialTemplate: config.callback.dial,
     voicemailMaxSeconds: config.voicemailMaxSeconds,
+    events,
     repeatCallerDays: config.repeatCallerDays,
     defaultHandleSeconds: config.defaultHandleSeconds,
     log,
@@ -148,15 +172,19 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
   await ari.start();
   await agentPhones.idle(); // the first push of agents' phones (started by 'up') is done before the API answers
   const stopSweeper = startAgentSweeper({ engine, agentStates, queues, redis, keys, log });
+  const stopBreaks = breaks.startSweeper(config.breakSweepSeconds * 1000);
+  // agent-first outbound calls (callbacks, click-to-call) dial citizens through the trunk, showing the hotline's number
+  const outboundSession = { ari, dialTemplate: config.callback.dial, callerId: config.callback.callerId, citizenRingSeconds: config.callback.ringSeconds, maxAttempts: config.callback.maxAttempts };
   const stopDialer = startCallbackDialer({
     engine,
     agentStates,
     queues,
     db,
     router: calls,
-    session: { ari, dialTemplate: config.callback.dial, callerId: config.callback.callerId, citizenRingSeconds: config.callback.ringSeconds, maxAttempts: config.callback.maxAttempts },
+    session: outboundSession,
     log,
   });
+  const clickToCall = createClickToCall({ engine, router: calls, session: { ...outboundSession, engine, agentStates, db, log }, ringSeconds: 20 });
 
   const readiness = async (): Promise<ReadinessReport> => {
     const [redisUp, pgUp] = await Promise.all([probe(redis.ping()), probe(sql`select 1`.execute(db))]);
@@ -165,7 +193,7 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
   const metrics = createServiceMetrics({ ari, calls, engine, queues, redis, keys });
 
   const queueStats = createQueueStats({ db, engine, queues, defaultHandleSeconds: config.defaultHandleSeconds });
-  const app = await buildApp({ log, db, auth, engine, agentStates, agents, queues, queueStats, readiness, metrics: metrics.render, recordings: ari.recordings, maintenance, ivr });
+  const app = await buildApp({ log, db, auth, engine, agentStates, agents, queues, queueStats, readiness, metrics: metrics.render, recordings: ari.recordings, maintenance, ivr, calls, clickToCall, sms, events, breaks, desk, loginLimiter });
   const url = await app.listen({ host: config.host, port: config.port });
   log.info({ url, ariApp: config.ari.app, startupMs: Date.now() - started }, 'hotline control plane ready');
 
@@ -175,7 +203,9 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
       log.info('stopping');
       metrics.stop();
       await app.close().catch((err) => log.warn({ err }, 'http close failed'));
+      await sms.close();
       stopSweeper();
+      stopBreaks();
       stopDialer();
       await calls.drain(5000);
       await ari.close();
@@ -183,6 +213,7 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
       ivr.close();
       await maintenance.stop();
       await engine.close().catch(() => undefined);
+      await events.close();
       subscriber.disconnect();
       redis.disconnect();
       await db.destroy().catch(() => undefined);

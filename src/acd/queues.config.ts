@@ -9,7 +9,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import type { Logger } from 'pino';
 import { watchPaths } from '../shared/watch.js';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { parseOperatorYaml } from '../shared/yaml.js';
 import type { Stage } from './engine.js';
 
 const Name = Type.String({ minLength: 1, maxLength: 64 });
@@ -88,16 +88,7 @@ function where(path: string): string {
 
 /** parse and check the whole file; throws QueuesConfigError naming the first problem */
 export function parseQueues(text: string): Map<string, QueueConfig> {
-  let doc: unknown;
-  try {
-    doc = parseYaml(text, { uniqueKeys: true });
-  } catch (err) {
-    if (err instanceof YAMLParseError) {
-      const pos = err.linePos?.[0];
-      throw new QueuesConfigError(`YAML error${pos ? ` at line ${pos.line}, column ${pos.col}` : ''}: ${err.message.split('\n')[0]}`);
-    }
-    throw err;
-  }
+  const doc = parseOperatorYaml(text, (m) => new QueuesConfigError(m));
   if (!Value.Check(FileSchema, doc)) {
     const first = [...Value.Errors(FileSchema, doc)][0];
     throw new QueuesConfigError(first ? `${where(first.path) || 'file'}: ${first.message}` : 'invalid file');

@@ -1,13 +1,15 @@
 /**
  * Agent state changes: applied atomically in Redis by the ACD engine, then appended to the agent state
- * log in PostgreSQL (the durable history supervisors and KPIs read), then announced to listeners.
- * Everything that moves an agent (the API, calls, the sweeper) goes through here.
+ * log in PostgreSQL (the durable history supervisors and KPIs read), then announced to listeners and
+ * published as an `agent.state` live event (to the agent; supervisors see every event).
+ * Everything that moves an agent (the API, calls, the sweepers) goes through here.
  */
 import type { Logger } from 'pino';
 import type { AcdEngine, TransitionOptions, TransitionResult } from '../acd/engine.js';
 import type { Db } from '../db/db.js';
+import type { EventBus } from '../events/bus.js';
 import { retryWrite } from '../shared/retry.js';
-import type { AgentState } from './agent.state.js';
+import { IllegalAgentTransition, type AgentState } from './agent.state.js';
 
 export interface AgentStates {
   transition(agentId: string, to: AgentState, opts?: TransitionOptions & { actor?: string }): Promise<TransitionResult>;
@@ -16,10 +18,17 @@ export interface AgentStates {
   /** the routing engine reserved this agent for a call (ready -> reserved happened inside Redis): log and announce it */
   reserved(agentId: string, callId: string): void;
   onChange(fn: (r: TransitionResult) => void): void;
+  /**
+   * The break check (src/agents/breaks.ts): before a move to ready or not_ready, the reason of a break approved
+   * while the agent was busy, or null. The agent goes on_break with it instead when that move is legal from
+   * where the agent is (it is not from reserved: then the move happens as asked and the breaks sweep starts it).
+   */
+  setBreakCheck(fn: (agentId: string) => Promise<string | null>): void;
 }
 
-export function createAgentStates(deps: { engine: AcdEngine; db: Db; log: Logger }): AgentStates {
+export function createAgentStates(deps: { engine: AcdEngine; db: Db; log: Logger; events?: Pick<EventBus, 'publish'> }): AgentStates {
   const listeners: Array<(r: TransitionResult) => void> = [];
+  let breakCheck: ((agentId: string) => Promise<string | null>) | null = null;
   const log = deps.log.child({ module: 'agent-states' });
 
   function record(r: TransitionResult, actor: string | undefined): Promise<void> {
@@ -37,6 +46,7 @@ export function createAgentStates(deps: { engine: AcdEngine; db: Db; log: Logger
     if (r.from === r.to) return; // ready -> ready changes nothing: nothing to log or announce
     log.info({ agentId: r.agentId, from: r.from, to: r.to, reason: r.reason, callId: r.callId, actor }, `agent ${r.from} -> ${r.to}`);
     void record(r, actor);
+    deps.events?.publish('agent.state', { agentId: r.agentId, state: r.to, reason: r.reason, since: new Date(r.at).toISOString() }, { agentId: r.agentId });
     for (const fn of listeners) {
       try {
         fn(r);
@@ -48,7 +58,16 @@ export function createAgentStates(deps: { engine: AcdEngine; db: Db; log: Logger
 
   async function transition(agentId: string, to: AgentState, opts: TransitionOptions & { actor?: string } = {}): Promise<TransitionResult> {
     const { actor, ...rest } = opts;
-    const r = await deps.engine.transition(agentId, to, rest);
+    // a break approved while the agent was busy starts as it is released, before the ACD can offer it a call
+    const breakReason = breakCheck && (to === 'ready' || to === 'not_ready') ? await breakCheck(agentId).catch(() => null) : null;
+    const onBreak =
+      breakReason === null
+        ? null
+        : await deps.engine.transition(agentId, 'on_break', { ...rest, reason: breakReason }).catch((err: unknown) => {
+            if (err instanceof IllegalAgentTransition) return null;
+            throw err;
+          });
+    const r = onBreak ?? (await deps.engine.transition(agentId, to, rest));
     applied(r, actor);
     return r;
   }
@@ -65,5 +84,6 @@ export function createAgentStates(deps: { engine: AcdEngine; db: Db; log: Logger
     },
     reserved: (agentId, callId) => applied({ agentId, from: 'ready', to: 'reserved', at: Date.now(), reason: null, callId }, 'system:routing'),
     onChange: (fn) => void listeners.push(fn),
+    setBreakCheck: (fn) => void (breakCheck = fn),
   };
 }

@@ -392,6 +392,9 @@ export class AriClient implements AriPort {
     create: async (bridgeId: string, type: 'mixing' | 'holding' = 'mixing', name?: string) => {
       await this.call('create bridge', (c) => c.bridges.create({ bridgeId, type, ...(name ? { name } : {}) }));
     },
+    removeChannel: async (bridgeId: string, channelIds: string[]) => {
+      await this.call('remove from bridge', (c) => c.bridges.removeChannel({ bridgeId, channel: channelIds.join(',') }));
+    },
     addChannel: async (bridgeId: string, channelIds: string[]) => {
       await this.call('add to bridge', (c) => c.bridges.addChannel({ bridgeId, channel: channelIds.join(',') }));
     },

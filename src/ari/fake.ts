@@ -171,6 +171,12 @@ export class FakeAri implements AriPort {
         m.add(c);
       }
     },
+    removeChannel: async (id: string, channelIds: string[]) => {
+      this.log('bridge.remove', id, channelIds);
+      const m = this.bridgeMembers.get(id);
+      if (!m) throw new AriGone(`bridge ${id}: Bridge not found`);
+      for (const c of channelIds) if (!m.delete(c)) throw new AriConflict(`bridge ${id}: Channel not in bridge`);
+    },
     destroy: async (id: string) => {
       this.log('bridge.destroy', id);
       if (!this.bridgeMembers.delete(id)) throw new AriGone(`bridge ${id}: Bridge not found`);

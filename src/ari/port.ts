@@ -91,6 +91,8 @@ export interface Channels {
 export interface Bridges {
   create(bridgeId: string, type?: 'mixing' | 'holding', name?: string): Promise<void>;
   addChannel(bridgeId: string, channelIds: string[]): Promise<void>;
+  /** AriGone when the bridge is gone; AriConflict when the channel is not in it */
+  removeChannel(bridgeId: string, channelIds: string[]): Promise<void>;
   destroy(bridgeId: string): Promise<void>;
   startMoh(bridgeId: string, mohClass?: string): Promise<void>;
   stopMoh(bridgeId: string): Promise<void>;

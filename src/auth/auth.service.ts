@@ -57,6 +57,21 @@ export function createAuthService(db: Db, opts: { tokenTtlHours: number }) {
       return { userId: row.userId, username: row.username, role: row.role, agentId: row.agentId };
     },
 
+    /** the tokens among these that are still valid (not expired, not signed out, user not disabled): one query for many */
+    async stillValid(tokens: string[]): Promise<Set<string>> {
+      if (tokens.length === 0) return new Set();
+      const byHash = new Map(tokens.map((t) => [tokenHash(t), t]));
+      const rows = await db
+        .selectFrom('auth_sessions')
+        .innerJoin('users', 'users.id', 'auth_sessions.user_id')
+        .select('auth_sessions.token_hash')
+        .where('auth_sessions.token_hash', 'in', [...byHash.keys()])
+        .where('auth_sessions.expires_at', '>', new Date())
+        .where('users.disabled', '=', false)
+        .execute();
+      return new Set(rows.map((r) => byHash.get(r.token_hash)!));
+    },
+
     async logout(token: string): Promise<void> {
       await db.deleteFrom('auth_sessions').where('token_hash', '=', tokenHash(token)).execute();
     },

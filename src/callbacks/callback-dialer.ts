@@ -56,7 +56,7 @@ export function startCallbackDialer(deps: {
             deps.router.adopt(
               new CallbackSession(
                 { ...deps.session, ...deps.router.sessionDeps, engine: deps.engine, agentStates: deps.agentStates, db: deps.db, log: deps.log },
-                { callbackId, number: job.number, attempts: job.attempts, agentId, endpoint: agent.endpoint, queue: q },
+                { kind: 'callback', callbackId, number: job.number, attempts: job.attempts, agentId, endpoint: agent.endpoint, queue: q },
               ),
             );
           }

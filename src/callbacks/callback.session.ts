@@ -1,8 +1,12 @@
 /**
- * One callback whose place in line has come: the agent (already reserved by the routing engine) is
- * rung first; once the agent answers, the citizen is dialled and both are bridged. The agent is never
- * left waiting on a citizen who is not being dialled, and no citizen is dialled without an agent.
- * Recorded as an outbound call; the callback row says done, or pending again for a later attempt.
+ * An agent-first outbound call: the agent's phone is rung first; once the agent answers, the citizen
+ * is dialled (showing the hotline's number) and both are bridged. The agent is never left waiting on a
+ * citizen who is not being dialled, and no citizen is dialled without an agent. Two kinds:
+ * - a callback whose place in line has come (the agent was reserved by the routing engine); the
+ *   callback row says done, or pending again for a later attempt;
+ * - a click-to-call by an agent in `outbound` state (POST /api/v1/calls): the agent stays `outbound`
+ *   (never offered inbound calls) before, during and after it.
+ * Recorded as an outbound call.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -34,6 +38,11 @@ export interface CallbackSessionDeps extends Pick<SessionDeps, 'track' | 'untrac
   maxAttempts: number;
 }
 
+export type OutboundJob = { number: string; agentId: string; endpoint: string } & (
+  | { kind: 'callback'; callbackId: string; attempts: number; queue: QueueConfig }
+  | { kind: 'click'; requestedBy: string; ringSeconds: number }
+);
+
 interface Leg {
   channelId: string;
   answered: boolean;
@@ -52,9 +61,9 @@ export class CallbackSession implements ChannelOwner {
 
   constructor(
     private readonly deps: CallbackSessionDeps,
-    private readonly job: { callbackId: string; number: string; attempts: number; agentId: string; endpoint: string; queue: QueueConfig },
+    private readonly job: OutboundJob,
   ) {
-    this.log = deps.log.child({ callId: this.id, callbackId: job.callbackId, agentId: job.agentId, dnis: job.number });
+    this.log = deps.log.child({ callId: this.id, ...(job.kind === 'callback' ? { callbackId: job.callbackId } : { requestedBy: job.requestedBy }), agentId: job.agentId, dnis: job.number });
     this.record = new CallRecordWriter(deps.db, this.id, this.log);
     this.bridgeId = asteriskIds.callBridge(this.id);
     this.agent = { channelId: asteriskIds.agentLeg(this.id, 1), answered: false, gone: false };
@@ -80,27 +89,40 @@ export class CallbackSession implements ChannelOwner {
 
   async run(): Promise<void> {
     const { ari, agentStates } = this.deps;
-    const q = this.job.queue;
+    const job = this.job;
+    const line = job.kind === 'callback' ? job.queue.id : this.deps.callerId;
+    const ringSeconds = job.kind === 'callback' ? job.queue.ringSeconds : job.ringSeconds;
     let outcome: 'done' | 'agent_no_answer' | 'citizen_no_answer' | 'failed' = 'failed';
     const arrivedAt = new Date();
     this.persist((db) =>
-      insertCall(db, { id: this.id, direction: 'outbound', caller: this.job.number, dialed: this.job.number, line: q.id, queue: q.id, channel_id: this.agent.channelId, arrived_at: arrivedAt, queued_at: arrivedAt }),
+      insertCall(db, {
+        id: this.id,
+        direction: 'outbound',
+        caller: job.number,
+        dialed: job.number,
+        line,
+        queue: job.kind === 'callback' ? job.queue.id : null,
+        channel_id: this.agent.channelId,
+        arrived_at: arrivedAt,
+        queued_at: arrivedAt,
+      }),
     );
-    this.event('callback.started', { callbackId: this.job.callbackId, attempt: this.job.attempts });
+    if (job.kind === 'callback') this.event('callback.started', { callbackId: job.callbackId, attempt: job.attempts });
+    else this.event('click_to_call.started', { requestedBy: job.requestedBy, agentId: job.agentId });
     try {
       for (const [id, leg] of [[this.agent.channelId, this.agent], [this.citizen.channelId, this.citizen]] as const) if (leg) this.deps.track(id, this);
-      await ari.channels.originate({ endpoint: this.job.endpoint, channelId: this.agent.channelId, appArgs: ['callback', this.id], callerNumber: this.job.number, timeoutSeconds: q.ringSeconds });
-      this.event('agent.offered', { agentId: this.job.agentId, attempt: 1, queue: q.id });
-      const a = await this.waitFor(() => (this.agent.answered ? 'answered' : this.agent.gone ? 'gone' : undefined), q.ringSeconds * 1000 + 5000);
+      await ari.channels.originate({ endpoint: job.endpoint, channelId: this.agent.channelId, appArgs: ['callback', this.id], callerNumber: job.number, timeoutSeconds: ringSeconds });
+      this.event('agent.offered', { agentId: job.agentId, attempt: 1, ...(job.kind === 'callback' ? { queue: job.queue.id } : {}) });
+      const a = await this.waitFor(() => (this.agent.answered ? 'answered' : this.agent.gone ? 'gone' : undefined), ringSeconds * 1000 + 5000);
       if (a !== 'answered') {
         outcome = 'agent_no_answer';
-        await agentStates.tryTransition(this.job.agentId, 'not_ready', { expectCallId: this.standIn, reason: 'ring-no-answer' });
+        if (job.kind === 'callback') await agentStates.tryTransition(job.agentId, 'not_ready', { expectCallId: this.standIn, reason: 'ring-no-answer' });
         return;
       }
-      await agentStates.transition(this.job.agentId, 'on_call', { expectCallId: this.standIn, callId: this.standIn });
+      if (job.kind === 'callback') await agentStates.transition(job.agentId, 'on_call', { expectCallId: this.standIn, callId: this.standIn });
       this.persist((db) => addCallAgent(db, this.id, this.job.agentId));
       this.event('agent.answered', { agentId: this.job.agentId });
-      await ari.bridges.create(this.bridgeId, 'mixing', `callback ${this.job.callbackId}`);
+      await ari.bridges.create(this.bridgeId, 'mixing', `outbound ${this.id}`);
       this.bridgeCreated = true;
       await ari.bridges.addChannel(this.bridgeId, [this.agent.channelId]);
       await ari.bridges.startMoh(this.bridgeId).catch(() => undefined); // the agent hears music while the citizen's phone rings
@@ -135,33 +157,45 @@ export class CallbackSession implements ChannelOwner {
   }
 
   private get standIn(): string {
-    return asteriskIds.callbackStandIn(this.job.callbackId);
+    return this.job.kind === 'callback' ? asteriskIds.callbackStandIn(this.job.callbackId) : this.id;
   }
 
   private async finish(outcome: 'done' | 'agent_no_answer' | 'citizen_no_answer' | 'failed'): Promise<void> {
     const { ari, agentStates, engine } = this.deps;
     for (const leg of [this.agent, this.citizen]) if (!leg.gone) await ignoreGone(ari.channels.hangup(leg.channelId)).catch(() => undefined);
     if (this.bridgeCreated) await ignoreGone(ari.bridges.destroy(this.bridgeId)).catch(() => undefined);
+    const job = this.job;
+    if (job.kind === 'click') {
+      // the agent stays outbound: its desk decides when to take inbound calls again
+      this.update({ ended_at: new Date(), disposition: outcome === 'done' ? 'answered' : 'failed', end_reason: outcome });
+      this.event('click_to_call.ended', { outcome });
+      this.log.info({ outcome }, 'click-to-call ended');
+      this.deps.untrack(this.agent.channelId);
+      this.deps.untrack(this.citizen.channelId);
+      await this.record.flushed();
+      this.deps.ended(this);
+      return;
+    }
     const agent = await engine.getAgent(this.job.agentId);
     if (agent?.callId === this.standIn) {
       if (agent.state === 'on_call') {
         if (await agentStates.tryTransition(this.job.agentId, 'wrap_up', { expectCallId: this.standIn })) {
-          setTimeout(() => void agentStates.tryTransition(this.job.agentId, 'ready', { expectCallId: this.standIn }), this.job.queue.wrapUpSeconds * 1000).unref();
+          setTimeout(() => void agentStates.tryTransition(job.agentId, 'ready', { expectCallId: this.standIn }), job.queue.wrapUpSeconds * 1000).unref();
         }
       } else if (agent.state === 'reserved') await agentStates.tryTransition(this.job.agentId, 'ready', { expectCallId: this.standIn });
     }
     // the agent did not answer: the callback keeps its place for the next agent; the citizen did not: try later
-    const retry = outcome !== 'done' && this.job.attempts < this.deps.maxAttempts;
+    const retry = outcome !== 'done' && job.attempts < this.deps.maxAttempts;
     const status = outcome === 'done' ? 'done' : retry ? 'pending' : 'failed';
     const ended = new Date();
     this.update({ ended_at: ended, disposition: outcome === 'done' ? 'answered' : 'failed', end_reason: outcome });
     this.event('callback.ended', { outcome, status });
     await retryWrite(
-      () => finishCallback(this.deps.db, this.job.callbackId, status, status === 'pending' && outcome !== 'agent_no_answer' ? new Date(Date.now() + 10 * 60_000) : undefined),
+      () => finishCallback(this.deps.db, job.callbackId, status, status === 'pending' && outcome !== 'agent_no_answer' ? new Date(Date.now() + 10 * 60_000) : undefined),
       (err) => this.log.error({ err, status }, 'callback status lost'),
     );
     if (status === 'pending' && outcome === 'agent_no_answer') {
-      await engine.enqueue({ callId: this.standIn, queue: this.job.queue.id, priority: 0, enqueuedAt: Date.now() - 1, stages: this.job.queue.stages }).catch(() => undefined);
+      await engine.enqueue({ callId: this.standIn, queue: job.queue.id, priority: 0, enqueuedAt: Date.now() - 1, stages: job.queue.stages }).catch(() => undefined);
     }
     this.log.info({ outcome, status }, 'callback ended');
     this.deps.untrack(this.agent.channelId);

@@ -24,14 +24,16 @@ import { requestCallback } from '../callbacks/callbacks.repo.js';
 import { standingOf } from '../lists/lists.repo.js';
 import type { IvrConfig, Language, Line } from '../ivr/ivr.config.js';
 import { runFlow, type CallIo, type KeyResult } from '../ivr/ivr.runner.js';
+import type { EventBus } from '../events/bus.js';
 import type { IvrStore } from '../ivr/ivr.store.js';
 import { finishVoicemail, startVoicemail } from '../voicemail/voicemails.repo.js';
+import { smsHistoryOf } from '../sms/sms.repo.js';
 import { asteriskIds, type Keys } from '../redis/keys.js';
 import { normalizePhone } from '../shared/phone.js';
 import { withTimeout } from '../shared/timeout.js';
 import { Waiters } from './waiters.js';
 import { CallRecordWriter } from './call-record.js';
-import { addCallAgent, insertCall, lastAgentOf } from './calls.repo.js';
+import { addCallAgent, callerHistory, insertCall, lastAgentOf } from './calls.repo.js';
 import { dispositionOnEnd, transition, type CallEvent, type CallState } from './call.state.js';
 
 /** whatever owns channels in our Stasis application and wants their events (a citizen's call, a callback) */
@@ -61,6 +63,8 @@ export interface SessionDeps {
   /** dial string of the outbound trunk, `{number}` replaced (IVR transfer to an external number) */
   dialTemplate: string;
   voicemailMaxSeconds: number;
+  /** live events to desktops (screen pop, call control); absent in some tests */
+  events?: Pick<EventBus, 'publish'>;
   /** a repeat caller within this many days is offered first to the agent of its last answered call */
   repeatCallerDays: number;
   /** average handle time used for the estimated wait until there is history (seconds) */
@@ -89,6 +93,28 @@ const QUEUE_POLL_MS = 1000;
 const LIVE_TTL_S = 6 * 3600;
 
 type PromptResult = { status: 'matched'; digit: string } | { status: 'timeout' } | { status: 'hangup' } | { status: 'failed' };
+
+/** what happens to the caller after the agent's part (transfers, survey) */
+type FollowUp =
+  | { kind: 'queue'; queue: string }
+  | { kind: 'agent'; agentId: string }
+  | { kind: 'number'; number: string }
+  | { kind: 'ivr'; flow: string; returnTo: AgentLeg | null }
+  | { kind: 'survey' };
+
+/** a refused call-control action: the route maps it to 409/404/422 */
+export class ControlError extends Error {
+  override name = 'ControlError';
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status = 409,
+  ) {
+    super(message);
+  }
+}
+
+export type TransferTarget = { agent: string } | { queue: string } | { number: string } | { ivr: string };
 
 interface AgentLeg {
   /** null for an external number (IVR transfer) */
@@ -133,6 +159,20 @@ export class CallSession implements ChannelOwner {
   private language: Language = 'zh';
   private ivrVariables: Record<string, string> = {};
   private recording: { name: string; done: boolean; ok: boolean; durationSeconds: number } | null = null;
+  /** the line serving the call (lines.yaml) and the IVR version the call runs on */
+  private line = '';
+  private lineConfig: Line | null = null;
+  private ivrConfig: (IvrConfig & { version: string }) | null = null;
+  /** parties besides the caller and the primary agent: conference members, the target of a consultation */
+  private readonly extraLegs = new Map<string, AgentLeg>();
+  private held = false;
+  private holdBridgeCreated = false;
+  private consult: { leg: AgentLeg; bridgeId: string } | null = null;
+  /** what the call does once the agent's part ends (a transfer, the survey) */
+  private next: FollowUp | null = null;
+  /** one call-control action at a time */
+  private controlBusy = false;
+  private screenPop: Record<string, unknown> | null = null;
   private readonly record: CallRecordWriter;
 
   constructor(
@@ -172,14 +212,22 @@ export class CallSession implements ChannelOwner {
       this.leg.gone = true;
       if (this.leg.answered) this.endedBy ??= 'agent';
       this.log.info({ agentId: this.leg.agentId, cause }, this.leg.answered ? 'agent hung up' : 'agent leg ended unanswered');
+    } else if (this.extraLegs.has(channelId)) {
+      const leg = this.extraLegs.get(channelId)!;
+      if (!leg.gone) {
+        leg.gone = true;
+        this.event('party.left', { agentId: leg.agentId, channelId, cause: cause ?? null });
+      }
     }
     this.wake();
   }
 
   /** the agent's phone answered: the originated channel entered Stasis. false when not expected. */
   onAnswered(channel: ChannelInfo): boolean {
-    if (!this.leg || this.leg.channelId !== channel.id || this.leg.gone || this.callerGone) return false;
-    this.leg.answered = true;
+    const extra = this.extraLegs.get(channel.id);
+    const leg = extra ?? (this.leg?.channelId === channel.id ? this.leg : null);
+    if (!leg || leg.gone || this.callerGone) return false;
+    leg.answered = true;
     this.wake();
     return true;
   }
@@ -228,6 +276,9 @@ export class CallSession implements ChannelOwner {
     // the configuration in force now serves this call to its end, whatever reloads meanwhile
     const ivr = this.deps.ivr.current();
     const line = ivr.lines.get(this.dialed) ?? ivr.lines.get(ivr.defaultLine)!;
+    this.ivrConfig = ivr;
+    this.lineConfig = line;
+    this.line = line.number;
     if (line.number !== this.dialed) this.log.warn({ line: line.number }, 'dialed number not in lines.yaml; the default line serves it');
     if (line.number !== this.dialed) this.update({ line: line.number });
     // the lists decide before anything else; a database that cannot answer must not block the call
@@ -248,7 +299,8 @@ export class CallSession implements ChannelOwner {
         return;
       }
       this.ivrPath = ['blacklist'];
-      return this.waitInQueue(queue);
+      await this.waitInQueue(queue);
+      return this.followUp();
     }
     const maintenance = this.deps.maintenance.effective(line.number);
     if (maintenance) return this.maintenanceMode(maintenance);
@@ -299,6 +351,7 @@ export class CallSession implements ChannelOwner {
     const repeat = await lastAgentOf(this.deps.db, this.caller, this.deps.repeatCallerDays).catch(() => null);
     if (repeat) this.preferredAgent = repeat;
     await this.waitInQueue(queueId);
+    await this.followUp();
   }
 
   /** the IVR's view of this call: prompts in a language, keys with barge-in */
@@ -396,13 +449,11 @@ export class CallSession implements ChannelOwner {
 
   /** the flow hands the caller to an external number: ring it through the trunk and bridge both */
   private async transferOut(number: string): Promise<void> {
-    this.outcome = 'ivr_completed';
+    if (!this.answeredAt) this.outcome = 'ivr_completed'; // from a flow; after an agent the call stays answered
     const channelId = asteriskIds.agentLeg(this.id, ++this.agentAttempt);
     this.leg = { agentId: null, channelId, answered: false, gone: false };
     this.deps.track(channelId, this);
-    await this.deps.ari.bridges.create(this.bridgeId, 'mixing', `call ${this.id}`);
-    this.bridgeCreated = true;
-    await this.deps.ari.bridges.addChannel(this.bridgeId, [this.callerChannelId]);
+    await this.ensureBridge();
     await ignoreGone(this.deps.ari.channels.ring(this.callerChannelId));
     this.event('ivr.transfer', { number });
     try {
@@ -438,9 +489,7 @@ export class CallSession implements ChannelOwner {
     const queuedAt = new Date(now);
     this.update({ queue: queueId, queued_at: queuedAt, ivr_done_at: queuedAt, ivr_path: this.ivrPath });
     this.event('queued', { queue: queueId, preferredAgent: this.preferredAgent ?? null });
-    await this.deps.ari.bridges.create(this.bridgeId, 'mixing', `call ${this.id}`);
-    this.bridgeCreated = true;
-    await this.deps.ari.bridges.addChannel(this.bridgeId, [this.callerChannelId]);
+    await this.ensureBridge();
     await this.startMoh();
     let woken = false;
     this.unsubscribeWake = this.deps.engine.onAgentReady(() => {
@@ -603,6 +652,7 @@ export class CallSession implements ChannelOwner {
       cause = 'no endpoint';
     } else {
       try {
+        await this.sendScreenPop(agentId);
         await this.deps.ari.channels.originate({
           endpoint: agent.endpoint,
           channelId,
@@ -626,15 +676,17 @@ export class CallSession implements ChannelOwner {
       await this.deps.agentStates.transition(agentId, 'on_call', { expectCallId: this.id, callId: this.id });
       await this.deps.ari.bridges.addChannel(this.bridgeId, [channelId]);
       await this.stopMoh();
-      this.answeredAt = new Date();
       this.move('agent_answered');
-      this.update({ answered_at: this.answeredAt });
+      if (!this.answeredAt) {
+        this.answeredAt = new Date();
+        this.update({ answered_at: this.answeredAt });
+      }
       this.persist('add agent', (db) => addCallAgent(db, this.id, agentId));
       this.event('agent.answered', { agentId });
+      this.deps.events?.publish('call.answered', { callId: this.id, agentId, caller: this.caller, line: this.line }, { agentId });
       this.live({ state: this.state });
       log.info('agent answered; caller and agent bridged');
-      // talking until either side hangs up (the talk has no time limit)
-      await this.waitFor(() => (this.callerGone || this.leg?.gone ? true : undefined), Number.POSITIVE_INFINITY);
+      await this.talk();
       return 'answered';
     }
 
@@ -723,6 +775,444 @@ export class CallSession implements ChannelOwner {
     return !this.callerGone;
   }
 
+
+  // ---- the conversation and call control ------------------------------------------------------
+
+  /** the agent who is on this call now (null before an agent answered, or with an outside party only) */
+  get currentAgent(): string | null {
+    return this.leg?.answered && !this.leg.gone ? this.leg.agentId : null;
+  }
+
+  /** every agent taking part now (primary, conference members, consulted) */
+  get agentsOnCall(): string[] {
+    const all = [this.leg, ...this.extraLegs.values()].filter((l): l is AgentLeg => Boolean(l?.answered && !l.gone && l.agentId));
+    return all.map((l) => l.agentId!);
+  }
+
+  /** talking until the caller leaves, the agent's part ends, or a follow-up (transfer, survey) is set */
+  private async talk(): Promise<void> {
+    for (;;) {
+      const r = await this.waitFor(() => (this.callerGone ? 'caller' : this.next ? 'next' : this.leg?.gone ? 'agent' : undefined), Number.POSITIVE_INFINITY);
+      if (r !== 'agent') return;
+      // the primary agent left a conference: the call goes on with the others
+      const other = [...this.extraLegs.values()].find((l) => l.answered && !l.gone && l !== this.consult?.leg);
+      if (!other) return;
+      const left = this.leg!;
+      this.extraLegs.delete(other.channelId);
+      this.leg = other;
+      if (left.agentId) void this.releaseAgent(left as AgentLeg & { agentId: string });
+      this.event('conference.primary_left', { agentId: left.agentId, next: other.agentId });
+    }
+  }
+
+  /** after the agent's part: transfers and the survey, one after another, until the caller is done */
+  private async followUp(): Promise<void> {
+    while (this.next && !this.callerGone) {
+      const step = this.next;
+      this.next = null;
+      if (step.kind !== 'ivr' || !step.returnTo) await this.releasePrimary();
+      if (this.held) await this.unhold();
+      switch (step.kind) {
+        case 'queue':
+          this.priority += 1; // a transferred caller has waited already: ahead of first-come callers
+          await this.waitInQueue(step.queue);
+          break;
+        case 'agent': {
+          const r = await this.ringAgent(step.agentId);
+          if (r === 'no_answer' && !this.callerGone && this.queue) {
+            // the target did not answer: the caller goes back to its queue rather than to nobody
+            this.event('transfer.no_answer', { agentId: step.agentId });
+            await this.waitInQueue(this.queue.id);
+          }
+          break;
+        }
+        case 'number':
+          await this.transferOut(step.number);
+          break;
+        case 'ivr':
+          await this.ivrDuringCall(step.flow, step.returnTo);
+          break;
+        case 'survey':
+          await this.survey();
+          break;
+      }
+    }
+  }
+
+  /** the primary agent's part ends now: its phone is hung up, it goes to wrap-up */
+  private async releasePrimary(): Promise<void> {
+    const leg = this.leg;
+    if (!leg) return;
+    this.leg = null;
+    if (!leg.gone) {
+      leg.gone = true;
+      await ignoreGone(this.deps.ari.channels.hangup(leg.channelId, 'normal')).catch(() => undefined);
+    }
+    this.deps.untrack(leg.channelId);
+    if (leg.agentId) await this.releaseAgent(leg as AgentLeg & { agentId: string });
+  }
+
+  private async ensureBridge(): Promise<void> {
+    if (!this.bridgeCreated) {
+      await this.deps.ari.bridges.create(this.bridgeId, 'mixing', `call ${this.id}`);
+      this.bridgeCreated = true;
+      await this.deps.ari.bridges.addChannel(this.bridgeId, [this.callerChannelId]);
+    }
+  }
+
+  private holdBridge(): string {
+    return asteriskIds.holdBridge(this.id);
+  }
+
+  /** run one call-control action; refuse a second one while the first runs */
+  private async control<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (this.callerGone || this.state === 'ended') throw new ControlError('call-ended', 'the call has ended', 404);
+    if (this.controlBusy) throw new ControlError('busy', 'another action on this call is still running');
+    this.controlBusy = true;
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof AriGone && this.callerGone) throw new ControlError('call-ended', 'the call has ended', 404);
+      throw err;
+    } finally {
+      this.controlBusy = false;
+      this.log.debug({ what }, 'call control done');
+    }
+  }
+
+  private requireTalking(): void {
+    if (this.state !== 'talking' || !this.leg?.answered || this.leg.gone) throw new ControlError('not-talking', 'the call is not connected to an agent');
+  }
+
+  /** the caller waits apart with music; the agent and the caller cannot hear each other */
+  hold(by: string): Promise<void> {
+    return this.control('hold', async () => {
+      this.requireTalking();
+      if (this.held) throw new ControlError('already-held', 'the call is on hold already');
+      await this.putOnHold();
+      this.event('call.hold', { by });
+      this.deps.events?.publish('call.held', { callId: this.id, by }, { agentId: this.leg!.agentId ?? by });
+    });
+  }
+
+  resume(by: string): Promise<void> {
+    return this.control('resume', async () => {
+      this.requireTalking();
+      if (!this.held) throw new ControlError('not-held', 'the call is not on hold');
+      if (this.consult) throw new ControlError('consulting', 'complete or cancel the consultation first');
+      await this.unhold();
+      this.event('call.resume', { by });
+      this.deps.events?.publish('call.resumed', { callId: this.id, by }, { agentId: this.leg!.agentId ?? by });
+    });
+  }
+
+  private async putOnHold(): Promise<void> {
+    if (!this.holdBridgeCreated) {
+      await this.deps.ari.bridges.create(this.holdBridge(), 'mixing', `hold ${this.id}`);
+      this.holdBridgeCreated = true;
+    }
+    await this.deps.ari.bridges.removeChannel(this.bridgeId, [this.callerChannelId]);
+    await this.deps.ari.bridges.addChannel(this.holdBridge(), [this.callerChannelId]);
+    await this.deps.ari.bridges.startMoh(this.holdBridge(), this.queue?.moh);
+    this.held = true;
+  }
+
+  private async unhold(): Promise<void> {
+    if (!this.held) return;
+    this.held = false;
+    await ignoreGone(this.deps.ari.bridges.stopMoh(this.holdBridge()));
+    await ignoreGone(this.deps.ari.bridges.removeChannel(this.holdBridge(), [this.callerChannelId]));
+    await this.deps.ari.bridges.addChannel(this.bridgeId, [this.callerChannelId]);
+  }
+
+  /** the agent hangs up on the citizen: allowed, and recorded as such (the normal end is the survey) */
+  hangupByAgent(by: string): Promise<void> {
+    return this.control('hangup', async () => {
+      this.endedBy ??= 'agent';
+      this.event('agent.hangup', { by });
+      await ignoreGone(this.deps.ari.channels.hangup(this.callerChannelId, 'normal'));
+    });
+  }
+
+  /** the agent ends its part and the caller hears the satisfaction survey */
+  toSurvey(by: string): Promise<void> {
+    return this.control('survey', async () => {
+      this.requireTalking();
+      this.event('survey.requested', { by });
+      this.next = { kind: 'survey' };
+      this.wake();
+    });
+  }
+
+  /**
+   * Blind transfer: the agent's part ends and the caller goes to another agent, a queue, an outside
+   * number or an IVR flow (with returnToAgent the agent waits with music and gets the caller back).
+   */
+  transfer(target: TransferTarget, by: string, returnToAgent = false): Promise<void> {
+    return this.control('transfer', async () => {
+      this.requireTalking();
+      if (this.consult) throw new ControlError('consulting', 'complete or cancel the consultation first');
+      if ('queue' in target) {
+        if (!this.deps.queues.get(target.queue)) throw new ControlError('no-such-queue', `no queue ${target.queue}`, 422);
+        this.next = { kind: 'queue', queue: target.queue };
+      } else if ('agent' in target) {
+        if (target.agent === this.leg!.agentId) throw new ControlError('same-agent', 'the call is already with this agent', 422);
+        await this.reserveAgent(target.agent);
+        this.next = { kind: 'agent', agentId: target.agent };
+      } else if ('number' in target) {
+        this.next = { kind: 'number', number: target.number };
+      } else {
+        if (!this.ivrConfig?.flows.has(target.ivr)) throw new ControlError('no-such-flow', `no IVR flow ${target.ivr}`, 422);
+        this.next = { kind: 'ivr', flow: target.ivr, returnTo: returnToAgent ? this.leg : null };
+      }
+      this.event('transfer', { mode: 'blind', target, by, returnToAgent });
+      this.deps.events?.publish('call.transferred', { callId: this.id, target, by, mode: 'blind' }, { agentId: this.leg!.agentId ?? by });
+      this.wake();
+    });
+  }
+
+  /** a target agent must be ready, and is held for this call until its phone is answered or not */
+  private async reserveAgent(agentId: string): Promise<void> {
+    const a = await this.deps.engine.getAgent(agentId);
+    if (!a) throw new ControlError('no-such-agent', `no agent ${agentId}`, 422);
+    if (a.state !== 'ready') throw new ControlError('agent-not-ready', `agent ${agentId} is ${a.state}`);
+    try {
+      await this.deps.agentStates.transition(agentId, 'reserved', { callId: this.id });
+    } catch (err) {
+      throw new ControlError('agent-not-ready', `agent ${agentId} could not be reserved: ${(err as Error).message}`);
+    }
+  }
+
+  /** attended transfer: the caller waits with music while the agent talks to the target first */
+  consultStart(target: { agent: string } | { number: string }, by: string): Promise<void> {
+    return this.control('consult', async () => {
+      this.requireTalking();
+      if (this.consult) throw new ControlError('consulting', 'a consultation is already running');
+      if ('agent' in target) {
+        if (target.agent === this.leg!.agentId) throw new ControlError('same-agent', 'the call is already with this agent', 422);
+        await this.reserveAgent(target.agent);
+      }
+      if (!this.held) await this.putOnHold();
+      this.event('transfer', { mode: 'attended', target, by });
+      const primary = this.leg!;
+      const bridgeId = asteriskIds.consultBridge(this.id);
+      await this.deps.ari.bridges.create(bridgeId, 'mixing', `consult ${this.id}`);
+      await this.deps.ari.bridges.removeChannel(this.bridgeId, [primary.channelId]);
+      await this.deps.ari.bridges.addChannel(bridgeId, [primary.channelId]);
+      const leg = await this.dialParty(target, bridgeId, 'consult');
+      if (!leg) {
+        // nobody answered: the agent and the caller are put back together
+        await ignoreGone(this.deps.ari.bridges.removeChannel(bridgeId, [primary.channelId]));
+        await ignoreGone(this.deps.ari.bridges.destroy(bridgeId));
+        if (!primary.gone) await this.deps.ari.bridges.addChannel(this.bridgeId, [primary.channelId]);
+        await this.unhold();
+        throw new ControlError('no-answer', 'the consulted party did not answer');
+      }
+      this.consult = { leg, bridgeId };
+    });
+  }
+
+  /** attended transfer, done: the consulted party takes over the caller, the agent's part ends */
+  consultComplete(by: string): Promise<void> {
+    return this.control('consult-complete', async () => {
+      const c = this.consult;
+      if (!c) throw new ControlError('not-consulting', 'no consultation is running');
+      this.consult = null;
+      this.extraLegs.delete(c.leg.channelId);
+      await ignoreGone(this.deps.ari.bridges.removeChannel(c.bridgeId, [c.leg.channelId]));
+      await ignoreGone(this.deps.ari.bridges.destroy(c.bridgeId));
+      const old = this.leg;
+      this.leg = c.leg;
+      await this.deps.ari.bridges.addChannel(this.bridgeId, [c.leg.channelId]);
+      await this.unhold();
+      if (old) {
+        old.gone = true;
+        await ignoreGone(this.deps.ari.channels.hangup(old.channelId, 'normal'));
+        this.deps.untrack(old.channelId);
+        if (old.agentId) await this.releaseAgent(old as AgentLeg & { agentId: string });
+      }
+      this.event('transfer.completed', { by, from: old?.agentId ?? null, to: c.leg.agentId });
+      this.wake();
+    });
+  }
+
+  /** attended transfer, called off: the consulted party is hung up, the agent has the caller back */
+  consultCancel(by: string): Promise<void> {
+    return this.control('consult-cancel', async () => {
+      const c = this.consult;
+      if (!c) throw new ControlError('not-consulting', 'no consultation is running');
+      this.consult = null;
+      await this.dropParty(c.leg);
+      const primary = this.leg;
+      await ignoreGone(this.deps.ari.bridges.removeChannel(c.bridgeId, primary ? [primary.channelId] : []));
+      await ignoreGone(this.deps.ari.bridges.destroy(c.bridgeId));
+      if (primary && !primary.gone) await this.deps.ari.bridges.addChannel(this.bridgeId, [primary.channelId]);
+      await this.unhold();
+      this.event('transfer.cancelled', { by, target: c.leg.agentId });
+    });
+  }
+
+  /** three-way: another agent or an outside expert joins; everyone hears everyone */
+  conference(target: { agent: string } | { number: string }, by: string): Promise<void> {
+    return this.control('conference', async () => {
+      this.requireTalking();
+      if (this.consult) throw new ControlError('consulting', 'complete or cancel the consultation first');
+      if ('agent' in target) {
+        if (this.agentsOnCall.includes(target.agent)) throw new ControlError('same-agent', 'this agent is on the call already', 422);
+        await this.reserveAgent(target.agent);
+      }
+      if (this.held) await this.unhold();
+      const leg = await this.dialParty(target, this.bridgeId, 'conference');
+      if (!leg) throw new ControlError('no-answer', 'the invited party did not answer');
+      this.event('conference.joined', { by, target, agentId: leg.agentId });
+      this.deps.events?.publish('call.conference', { callId: this.id, target, by }, { agentId: by });
+    });
+  }
+
+  /** ring another party (an agent already reserved, or an outside number); joined to bridgeId once answered */
+  private async dialParty(target: { agent: string } | { number: string }, bridgeId: string, why: string): Promise<AgentLeg | null> {
+    const agentId = 'agent' in target ? target.agent : null;
+    let endpoint: string;
+    if (agentId) {
+      const a = await this.deps.engine.getAgent(agentId);
+      if (!a?.endpoint) {
+        await this.deps.agentStates.tryTransition(agentId, 'ready', { expectCallId: this.id, reason: null });
+        throw new ControlError('no-phone', `agent ${agentId} has no phone`, 422);
+      }
+      endpoint = a.endpoint;
+    } else endpoint = this.deps.dialTemplate.replace('{number}', (target as { number: string }).number);
+    const channelId = asteriskIds.agentLeg(this.id, ++this.agentAttempt);
+    const leg: AgentLeg = { agentId, channelId, answered: false, gone: false };
+    this.extraLegs.set(channelId, leg);
+    this.deps.track(channelId, this);
+    const ringSeconds = this.queue?.ringSeconds ?? TRANSFER_RING_SECONDS;
+    try {
+      if (agentId) await this.sendScreenPop(agentId);
+      await this.deps.ari.channels.originate({ endpoint, channelId, appArgs: ['agent', this.id], callerNumber: this.caller, timeoutSeconds: ringSeconds });
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, why }, 'party could not be rung');
+      leg.gone = true;
+    }
+    const r = await this.waitFor(() => (this.callerGone ? 'gone' : leg.answered ? 'answered' : leg.gone ? 'failed' : undefined), ringSeconds * 1000 + 5000);
+    if (r !== 'answered') {
+      await this.dropParty(leg, r === 'timeout' || r === 'failed' ? 'ring-no-answer' : null);
+      return null;
+    }
+    if (agentId) {
+      await this.deps.agentStates.transition(agentId, 'on_call', { expectCallId: this.id, callId: this.id });
+      this.persist('add agent', (db) => addCallAgent(db, this.id, agentId));
+    }
+    await this.deps.ari.bridges.addChannel(bridgeId, [channelId]);
+    this.event('party.answered', { why, agentId, channelId });
+    return leg;
+  }
+
+  /** hang up a non-primary party and free its agent */
+  private async dropParty(leg: AgentLeg, agentReason: 'ring-no-answer' | null = null): Promise<void> {
+    this.extraLegs.delete(leg.channelId);
+    if (!leg.gone) {
+      leg.gone = true;
+      await ignoreGone(this.deps.ari.channels.hangup(leg.channelId, 'normal')).catch(() => undefined);
+    }
+    this.deps.untrack(leg.channelId);
+    if (!leg.agentId) return;
+    if (leg.answered) await this.releaseAgent(leg as AgentLeg & { agentId: string });
+    else if (agentReason) await this.deps.agentStates.tryTransition(leg.agentId, 'not_ready', { expectCallId: this.id, reason: agentReason });
+    else await this.deps.agentStates.tryTransition(leg.agentId, 'ready', { expectCallId: this.id, reason: null });
+  }
+
+  /** an IVR flow in the middle of the call (e.g. the caller keys in an ID number); back to the agent after it when asked */
+  private async ivrDuringCall(flowId: string, returnTo: AgentLeg | null): Promise<void> {
+    const ivr = this.ivrConfig ?? this.deps.ivr.current();
+    const flow = ivr.flows.get(flowId);
+    if (!flow) return;
+    if (returnTo && !returnTo.gone) {
+      // the agent waits apart with music while the caller is in the flow
+      if (!this.holdBridgeCreated) {
+        await this.deps.ari.bridges.create(this.holdBridge(), 'mixing', `hold ${this.id}`);
+        this.holdBridgeCreated = true;
+      }
+      await this.deps.ari.bridges.removeChannel(this.bridgeId, [returnTo.channelId]);
+      await this.deps.ari.bridges.addChannel(this.holdBridge(), [returnTo.channelId]);
+      await this.deps.ari.bridges.startMoh(this.holdBridge(), this.queue?.moh);
+    }
+    this.move('ivr');
+    this.event('ivr.started', { line: this.line, flow: flow.id, version: ivr.version, during: 'call', returnToAgent: Boolean(returnTo) });
+    this.digits.length = 0;
+    const r = await runFlow(flow, this.callIo(), { holidays: ivr.holidays, language: this.language });
+    Object.assign(this.ivrVariables, r.variables);
+    this.event('ivr.completed', { outcome: r.outcome.kind, path: r.path, variables: r.variables, during: 'call' });
+    if (returnTo && !returnTo.gone && !this.callerGone) {
+      await ignoreGone(this.deps.ari.bridges.stopMoh(this.holdBridge()));
+      await ignoreGone(this.deps.ari.bridges.removeChannel(this.holdBridge(), [returnTo.channelId]));
+      await this.deps.ari.bridges.addChannel(this.bridgeId, [returnTo.channelId]);
+      this.move('agent_answered');
+      this.event('transfer.returned', { agentId: returnTo.agentId });
+      await this.talk();
+      return;
+    }
+    if (returnTo) await this.releasePrimary();
+    if (r.outcome.kind === 'queue') {
+      await this.waitInQueue(r.outcome.queue);
+    } else if (r.outcome.kind === 'voicemail' && this.lineConfig) await this.takeVoicemail(ivr, this.lineConfig, 'ivr', r.outcome.prompt);
+    else if (r.outcome.kind === 'transfer') await this.transferOut(r.outcome.number);
+  }
+
+  /** the satisfaction survey: the line's survey flow, its `score` kept on the call */
+  private async survey(): Promise<void> {
+    const ivr = this.ivrConfig ?? this.deps.ivr.current();
+    const flow = ivr.flows.get(this.lineConfig?.survey ?? 'survey');
+    if (!flow) {
+      await this.playToEnd(this.sound('goodbye'));
+      this.endedBy ??= 'system';
+      return;
+    }
+    this.digits.length = 0;
+    const r = await runFlow(flow, this.callIo(), { holidays: ivr.holidays, language: this.language });
+    const score = r.variables.score ?? null;
+    this.event('survey', { score, flow: flow.id, path: r.path });
+    if (score !== null) this.update({ survey_score: Number(score) });
+    this.endedBy ??= 'system';
+  }
+
+  /** the screen pop: who is calling, how, and their history, to the agent's desktop before its phone rings */
+  private async sendScreenPop(agentId: string): Promise<void> {
+    const events = this.deps.events;
+    if (!events) return;
+    if (!this.screenPop) {
+      // the agent's phone rings right after: the history waits at most 250 ms, then the pop goes without it
+      const history = await withTimeout(
+        Promise.all([callerHistory(this.deps.db, this.caller, this.id, 10), smsHistoryOf(this.deps.db, this.caller, 10)]),
+        250,
+        () => new Error('history too slow'),
+      ).catch((err) => {
+        this.log.warn({ err: (err as Error).message }, 'caller history left out of the screen pop');
+        return null;
+      });
+      this.screenPop = { history: history?.[0] ?? null, sms: history?.[1] ?? null, tickets: [] };
+    }
+    events.publish(
+      'call.offered',
+      {
+        callId: this.id,
+        caller: this.caller,
+        dialed: this.dialed,
+        line: this.line,
+        lineName: this.lineConfig?.name ?? this.line,
+        language: this.language,
+        queue: this.queue?.id ?? null,
+        ivrPath: this.ivrPath,
+        digits: this.ivrVariables,
+        waitSeconds: Math.round((Date.now() - this.arrivedAt.getTime()) / 1000),
+        history: this.screenPop.history,
+        sms: this.screenPop.sms,
+        tickets: this.screenPop.tickets,
+        links: { call: `/api/v1/calls/${this.id}`, callerCalls: `/api/v1/calls?caller=${encodeURIComponent(this.caller)}`, sms: `/api/v1/sms?number=${encodeURIComponent(this.caller)}` },
+      },
+      { agentId },
+    );
+  }
+
   // ---- the end -------------------------------------------------------------------------------
 
   private async finish(): Promise<void> {
@@ -733,6 +1223,9 @@ export class CallSession implements ChannelOwner {
     const cleanup: Promise<unknown>[] = [];
     if (!this.callerGone) cleanup.push(ignoreGone(ari.channels.hangup(this.callerChannelId, 'normal')));
     if (this.leg && !this.leg.gone) cleanup.push(ignoreGone(ari.channels.hangup(this.leg.channelId, 'normal')));
+    for (const leg of [...this.extraLegs.values()]) cleanup.push(this.dropParty(leg));
+    if (this.consult) cleanup.push(ignoreGone(ari.bridges.destroy(this.consult.bridgeId)));
+    if (this.holdBridgeCreated) cleanup.push(ignoreGone(ari.bridges.destroy(this.holdBridge())));
     if (this.bridgeCreated) cleanup.push(ignoreGone(ari.bridges.destroy(this.bridgeId)));
     if (this.leg?.agentId) cleanup.push(this.releaseAgent(this.leg as AgentLeg & { agentId: string }));
     for (const r of await Promise.allSettled(cleanup)) {
@@ -743,6 +1236,8 @@ export class CallSession implements ChannelOwner {
       // an abandoned caller is offered a callback: supervisors see the list (one pending per number)
       this.persist('callback', (db) => requestCallback(db, { number: this.caller, callId: this.id, queue: this.queue?.id ?? null, reason: 'abandoned' }));
     }
+    // the timeline's last event is written before ended_at: whoever sees ended_at sees the whole timeline
+    this.event('ended', { disposition, by: this.endedBy ?? 'system' });
     const waitUntil = this.answeredAt ?? endedAt;
     this.update({
       ended_at: endedAt,
@@ -751,7 +1246,7 @@ export class CallSession implements ChannelOwner {
       wait_seconds: Math.max(0, (waitUntil.getTime() - this.arrivedAt.getTime()) / 1000),
       talk_seconds: this.answeredAt ? (endedAt.getTime() - this.answeredAt.getTime()) / 1000 : null,
     });
-    this.event('ended', { disposition, by: this.endedBy ?? 'system' });
+
     this.log.info({ disposition, by: this.endedBy }, 'call ended');
     this.deps.untrack(this.callerChannelId);
     if (this.leg) this.deps.untrack(this.leg.channelId);

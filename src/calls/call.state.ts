@@ -5,6 +5,9 @@
  *   arrived --ivr--> ivr --queue--> queued --offer--> ringing --agent_answered--> talking
  *                                     ^                 |
  *                                     +---no_answer-----+
+ *   transfers from talking: --queue--> queued (to a queue), --offer--> ringing (to an agent),
+ *   --ivr--> ivr (to a flow; --agent_answered--> talking when it returns to the agent);
+ *   queued --queue--> queued (back in line after a transfer target did not answer)
  *   any state but ended --end--> ended
  */
 export type CallState = 'arrived' | 'ivr' | 'queued' | 'ringing' | 'talking' | 'ended';
@@ -12,10 +15,10 @@ export type CallEvent = 'ivr' | 'queue' | 'offer' | 'no_answer' | 'agent_answere
 
 const TABLE: Record<CallState, Partial<Record<CallEvent, CallState>>> = {
   arrived: { ivr: 'ivr', queue: 'queued', end: 'ended' },
-  ivr: { queue: 'queued', end: 'ended' },
-  queued: { offer: 'ringing', end: 'ended' },
+  ivr: { queue: 'queued', agent_answered: 'talking', end: 'ended' },
+  queued: { offer: 'ringing', queue: 'queued', end: 'ended' },
   ringing: { no_answer: 'queued', agent_answered: 'talking', end: 'ended' },
-  talking: { end: 'ended' },
+  talking: { queue: 'queued', offer: 'ringing', ivr: 'ivr', end: 'ended' },
   ended: {},
 };
 

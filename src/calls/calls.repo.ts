@@ -74,3 +74,36 @@ export async function lastAgentOf(db: Db, caller: string, days: number): Promise
     .executeTakeFirst();
   return row?.agents.at(-1) ?? null;
 }
+
+export interface HistoryItem {
+  callId: string;
+  arrivedAt: string;
+  line: string | null;
+  queue: string | null;
+  agents: string[];
+  disposition: string | null;
+  surveyScore: number | null;
+  url: string;
+}
+
+/** a caller's earlier calls, newest first (the screen pop's history) */
+export async function callerHistory(db: Db, caller: string, exceptCallId: string, limit: number): Promise<HistoryItem[]> {
+  const rows = await db
+    .selectFrom('calls')
+    .select(['id', 'arrived_at', 'line', 'queue', 'agents', 'disposition', 'survey_score'])
+    .where('caller', '=', caller)
+    .where('id', '!=', exceptCallId)
+    .orderBy('arrived_at', 'desc')
+    .limit(limit)
+    .execute();
+  return rows.map((r) => ({
+    callId: r.id,
+    arrivedAt: r.arrived_at.toISOString(),
+    line: r.line,
+    queue: r.queue,
+    agents: r.agents,
+    disposition: r.disposition,
+    surveyScore: r.survey_score,
+    url: `/api/v1/calls/${r.id}`,
+  }));
+}

@@ -31,7 +31,7 @@ export function toCallDto(row: CallRow, events: CallEventRow[]): CallDto {
     talkSeconds: num(row.talk_seconds),
     disposition: row.disposition,
     recordingId: null,
-    survey: null,
+    survey: row.survey_score === null ? null : { score: row.survey_score },
     events: events.map((e) => ({ at: e.at.toISOString(), type: e.type, data: e.data })),
   };
 }

@@ -21,6 +21,12 @@ export interface Config {
   ari: { url: string; user: string; password: string; app: string; startupTimeoutMs: number; requestTimeoutMs: number };
   admin: { user: string; password: string };
   tokenTtlHours: number;
+  /** failed sign-ins allowed per user name / per client address within loginFailureWindowSeconds, then 429 */
+  loginMaxFailures: number;
+  loginMaxFailuresPerAddress: number;
+  loginFailureWindowSeconds: number;
+  /** how often every process sweeps the breaks (due ones end, deferred ones start) */
+  breakSweepSeconds: number;
   /** the skill queues file operators edit (reloaded on change) */
   queuesFile: string;
   /** the folder of the IVR files operators edit: lines.yaml, ivr/, prompts/, holidays.yaml (reloaded on change) */
@@ -39,7 +45,18 @@ export interface Config {
     ringSeconds: number;
     maxAttempts: number;
   };
+  /** the SMSC (SMPP); the service runs without one, sends fail until it is bound */
+  smpp: { url: string; systemId: string; password: string; sourceAddr: string };
+  sms: {
+    /** the SMS templates operators edit (reloaded on change) */
+    templatesFile: string;
+    /** most numbers in one send */
+    bulkMax: number;
+  };
 }
+
+/** the largest SMS_BULK_MAX: the API's hard cap on numbers per request */
+export const SMS_BULK_LIMIT = 1000;
 
 type Env = Record<string, string | undefined>;
 
@@ -47,6 +64,7 @@ const DEV_DEFAULTS = {
   ARI_PASSWORD: 'hotline-dev',
   HOTLINE_ADMIN_USER: 'admin',
   HOTLINE_ADMIN_PASSWORD: 'admin',
+  SMPP_PASSWORD: 'hotline-dev',
 };
 
 function str(env: Env, name: string, fallback: string): string {
@@ -114,6 +132,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       password: str(env, 'HOTLINE_ADMIN_PASSWORD', DEV_DEFAULTS.HOTLINE_ADMIN_PASSWORD),
     },
     tokenTtlHours: int(env, 'TOKEN_TTL_HOURS', 12, 1, 24 * 30),
+    loginMaxFailures: int(env, 'LOGIN_MAX_FAILURES', 5, 1, 1000),
+    loginMaxFailuresPerAddress: int(env, 'LOGIN_MAX_FAILURES_PER_ADDRESS', 50, 1, 100000),
+    loginFailureWindowSeconds: int(env, 'LOGIN_FAILURE_WINDOW_SECONDS', 300, 1, 86400),
+    breakSweepSeconds: int(env, 'BREAK_SWEEP_SECONDS', 5, 1, 300),
     queuesFile: str(env, 'QUEUES_FILE', 'config/queues.yaml'),
     ivrDir: str(env, 'IVR_DIR', 'config'),
     voicemailMaxSeconds: int(env, 'VOICEMAIL_MAX_SECONDS', 120, 10, 600),
@@ -125,18 +147,32 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       ringSeconds: int(env, 'CALLBACK_RING_SECONDS', 30, 5, 120),
       maxAttempts: int(env, 'CALLBACK_MAX_ATTEMPTS', 3, 1, 10),
     },
+    smpp: {
+      url: url(env, 'SMPP_URL', 'smpp://127.0.0.1:2775', ['smpp:', 'ssmpp:']),
+      systemId: str(env, 'SMPP_SYSTEM_ID', 'hotline'),
+      password: str(env, 'SMPP_PASSWORD', DEV_DEFAULTS.SMPP_PASSWORD),
+      sourceAddr: str(env, 'SMS_SOURCE_ADDR', '12345'),
+    },
+    sms: {
+      templatesFile: str(env, 'SMS_TEMPLATES_FILE', 'config/sms-templates.yaml'),
+      bulkMax: int(env, 'SMS_BULK_MAX', 200, 1, SMS_BULK_LIMIT),
+    },
   };
   if (!config.callback.dial.includes('{number}') || !/^(PJSIP|Local)\//.test(config.callback.dial)) {
     throw new ConfigError(`CALLBACK_DIAL must be a PJSIP/ or Local/ dial string containing {number}, got "${config.callback.dial}"`);
   }
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(config.ari.app)) throw new ConfigError(`ARI_APP must be a simple name, got "${config.ari.app}"`);
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(config.redisPrefix)) throw new ConfigError(`REDIS_PREFIX must be a simple name, got "${config.redisPrefix}"`);
+  // SMPP 3.4: system_id is at most 15 characters, source_addr 20 (alphanumeric senders 11)
+  if (!/^[\x21-\x7e]{1,15}$/.test(config.smpp.systemId)) throw new ConfigError(`SMPP_SYSTEM_ID must be 1 to 15 printable ASCII characters, got "${config.smpp.systemId}"`);
+  if (!/^(\d{1,20}|[A-Za-z0-9]{1,11})$/.test(config.smpp.sourceAddr)) throw new ConfigError(`SMS_SOURCE_ADDR must be up to 20 digits or 11 letters and digits, got "${config.smpp.sourceAddr}"`);
   if (nodeEnv === 'production') {
     if (config.ari.password === DEV_DEFAULTS.ARI_PASSWORD) throw new ConfigError('ARI_PASSWORD must be set in production (the development default is refused)');
     if (config.admin.user === DEV_DEFAULTS.HOTLINE_ADMIN_USER && config.admin.password === DEV_DEFAULTS.HOTLINE_ADMIN_PASSWORD) {
       throw new ConfigError('HOTLINE_ADMIN_USER and HOTLINE_ADMIN_PASSWORD must be set in production (admin/admin is refused)');
     }
     if (config.admin.password.length < 12) throw new ConfigError('HOTLINE_ADMIN_PASSWORD must have at least 12 characters in production');
+    if (config.smpp.password === DEV_DEFAULTS.SMPP_PASSWORD) throw new ConfigError('SMPP_PASSWORD must be set in production (the development default is refused)');
   }
-  return Object.freeze({ ...config, ari: Object.freeze(config.ari), admin: Object.freeze(config.admin), callback: Object.freeze(config.callback) });
+  return Object.freeze({ ...config, ari: Object.freeze(config.ari), admin: Object.freeze(config.admin), callback: Object.freeze(config.callback), smpp: Object.freeze(config.smpp), sms: Object.freeze(config.sms) });
 }

@@ -47,6 +47,7 @@ export interface CallsTable {
   talk_seconds: Numeric;
   disposition: Disposition | null;
   end_reason: string | null;
+  survey_score: number | null;
 }
 
 export interface CallEventsTable {
@@ -89,6 +90,8 @@ export interface AgentsTable {
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
   deleted_at: NullableTimestamp;
+  /** the extension the agent gave at sign-in (its current desk), null when signed out; not its provisioned phone */
+  desk_extension: string | null;
 }
 
 export interface AgentStateLogTable {
@@ -141,7 +144,50 @@ export interface MaintenanceTable {
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
+export type SmsDirection = 'out' | 'in';
+export type SmsStatus = 'queued' | 'sent' | 'delivered' | 'failed' | 'rejected' | 'expired' | 'received';
+
+export interface SmsMessagesTable {
+  id: Generated<string>;
+  direction: SmsDirection;
+  /** normalised; an inbound sender that is no phone number as the SMSC gave it */
+  number: string;
+  text: string;
+  template: string | null;
+  status: SmsStatus;
+  /** the SMSC's id (receipts find the row by it) */
+  message_id: string | null;
+  error: string | null;
+  /** users.id of the sender */
+  sent_by: string | null;
+  call_id: string | null;
+  batch_id: string | null;
+  created_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  sent_at: NullableTimestamp;
+  delivered_at: NullableTimestamp;
+}
+
+export type BreakStatus = 'pending' | 'approved' | 'active' | 'rejected' | 'ended' | 'cancelled';
+
+/** an agent's break (src/agents/breaks.ts) */
+export interface BreaksTable {
+  id: Generated<string>;
+  agent_id: string;
+  reason: string;
+  minutes: number;
+  status: Generated<BreakStatus>;
+  requested_at: Generated<Date>;
+  requested_by: string | null;
+  decided_by: string | null;
+  decided_at: NullableTimestamp;
+  started_at: NullableTimestamp;
+  ends_at: NullableTimestamp;
+  ended_at: NullableTimestamp;
+  end_reason: string | null;
+}
+
 export interface Database {
+  breaks: BreaksTable;
   list_entries: ListEntriesTable;
   users: UsersTable;
   auth_sessions: AuthSessionsTable;
@@ -152,6 +198,7 @@ export interface Database {
   callbacks: CallbacksTable;
   voicemails: VoicemailsTable;
   maintenance: MaintenanceTable;
+  sms_messages: SmsMessagesTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
@@ -163,3 +210,4 @@ export type AgentRow = Selectable<AgentsTable>;
 export type AgentStateLogRow = Selectable<AgentStateLogTable>;
 export type VoicemailRow = Selectable<VoicemailsTable>;
 export type MaintenanceRow = Selectable<MaintenanceTable>;
+export type SmsRow = Selectable<SmsMessagesTable>;

@@ -16,6 +16,14 @@ import { agentStateRoutes } from '../agents/agent-state.routes.js';
 import { agentsRoutes } from '../agents/agents.routes.js';
 import type { AgentsService } from '../agents/agents.service.js';
 import type { AgentStates } from '../agents/agent-states.js';
+import websocket from '@fastify/websocket';
+import { agentDeskRoutes } from '../agents/agent-desk.routes.js';
+import type { AgentDesk } from '../agents/agent-desk.js';
+import type { BreaksService } from '../agents/breaks.js';
+import type { LoginLimiter } from '../auth/login-limiter.js';
+import type { EventBus } from '../events/bus.js';
+import { eventsRoutes } from '../events/events.routes.js';
+import type { HubOptions } from '../events/hub.js';
 import type { Recordings } from '../ari/port.js';
 import type { Db } from '../db/db.js';
 import type { Role } from '../db/database.js';
@@ -25,7 +33,12 @@ import { maintenanceRoutes } from '../maintenance/maintenance.routes.js';
 import { voicemailsRoutes } from '../voicemail/voicemails.routes.js';
 import { healthRoutes, type Readiness } from './health.routes.js';
 import { ivrRoutes } from '../ivr/ivr.routes.js';
+import { callControlRoutes } from '../calls/call-control.routes.js';
+import type { CallRouter } from '../calls/calls.stasis.js';
+import type { ClickToCall } from '../calls/click-to-call.js';
 import type { IvrStore } from '../ivr/ivr.store.js';
+import { smsRoutes } from '../sms/sms.routes.js';
+import type { SmsService } from '../sms/sms.service.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -42,12 +55,28 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'body-too-large',
 };
 
+/** a request as logged: the WebSocket's ?token= is never written to the log */
+const logRequest = (req: FastifyRequest) => ({
+  method: req.method,
+  url: req.url.replace(/([?&]token=)[^&]*/gi, '$1***'),
+  host: req.host,
+  remoteAddress: req.ip,
+  remotePort: req.socket?.remotePort,
+});
+
 export interface AppDeps {
   log: Logger;
   db: Db;
   auth: AuthService;
   engine: AcdEngine;
   agentStates: AgentStates;
+  /** the agent desktop: ACD sign-in/out and today (desk), breaks, failed sign-ins, live events (WS /api/v1/events) */
+  desk: AgentDesk;
+  breaks: BreaksService;
+  loginLimiter: LoginLimiter;
+  events: Pick<EventBus, 'subscribe'>;
+  /** the WebSocket hub's timers and limits (tests shorten them) */
+  eventsHub?: HubOptions;
   agents: AgentsService;
   queues: QueuesConfigStore;
   queueStats: QueueStatsService;
@@ -55,6 +84,10 @@ export interface AppDeps {
   recordings: Pick<Recordings, 'file'>;
   maintenance: MaintenanceState;
   ivr: IvrStore;
+  sms: SmsService;
+  /** the live calls of this process (call control) */
+  calls: Pick<CallRouter, 'get'>;
+  clickToCall: ClickToCall;
   readiness: Readiness;
   metrics: () => string | Promise<string>;
 }
@@ -63,7 +96,7 @@ export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>;
 
 export async function buildApp(deps: AppDeps): Promise<App> {
   const app = Fastify({
-    loggerInstance: deps.log.child({ module: 'http' }),
+    loggerInstance: deps.log.child({ module: 'http' }, { serializers: { req: logRequest } }),
     bodyLimit: 1024 * 1024,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -99,19 +132,25 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+  // before the routes: it wraps every route so that an upgrade request reaches its wsHandler
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
 
   const guard = createGuard(deps.auth);
 
   await app.register(healthRoutes, { readiness: deps.readiness, metrics: deps.metrics });
-  await app.register(authRoutes, { prefix: '/api/v1/auth', auth: deps.auth });
+  await app.register(authRoutes, { prefix: '/api/v1/auth', auth: deps.auth, limiter: deps.loginLimiter, desk: deps.desk });
   await app.register(callsRoutes, { prefix: '/api/v1/calls', db: deps.db, guard });
   await app.register(agentsRoutes, { prefix: '/api/v1/agents', agents: deps.agents, guard });
   await app.register(agentStateRoutes, { prefix: '/api/v1/agents', engine: deps.engine, agentStates: deps.agentStates, guard });
+  await app.register(agentDeskRoutes, { prefix: '/api/v1', breaks: deps.breaks, desk: deps.desk, guard });
+  await app.register(eventsRoutes, { prefix: '/api/v1/events', events: deps.events, auth: deps.auth, log: deps.log, ...(deps.eventsHub ? { options: deps.eventsHub } : {}) });
   await app.register(queuesRoutes, { prefix: '/api/v1', stats: deps.queueStats, queues: deps.queues, guard });
   await app.register(callbacksRoutes, { prefix: '/api/v1/callbacks', db: deps.db, guard });
   await app.register(voicemailsRoutes, { prefix: '/api/v1/voicemails', db: deps.db, recordings: deps.recordings, guard });
+  await app.register(callControlRoutes, { prefix: '/api/v1/calls', calls: deps.calls, clickToCall: deps.clickToCall, guard });
   await app.register(ivrRoutes, { prefix: '/api/v1/ivr', ivr: deps.ivr, guard });
   await app.register(maintenanceRoutes, { prefix: '/api/v1/maintenance', maintenance: deps.maintenance, guard });
+  await app.register(smsRoutes, { prefix: '/api/v1/sms', sms: deps.sms, guard });
   return app;
 }
 

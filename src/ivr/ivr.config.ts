@@ -53,6 +53,8 @@ export interface Line {
   queue: string;
   blacklist: { restrict: true } | { queue: string };
   maintenance: MaintenanceFlag | null;
+  /** the flow of the satisfaction survey at the end of an answered call (null: none) */
+  survey: string | null;
 }
 export interface IvrConfig {
   lines: Map<string, Line>;
@@ -119,11 +121,15 @@ export function loadIvrConfig(configDir: string, queueIds: ReadonlySet<string>):
   const cfg: IvrConfig = { lines: new Map(), defaultLine: '', maintenance: null, files: new Map(), flows: new Map(), prompts: new Map(), holidays: new Set() };
 
   // prompts
+  const unreadable = new Set<Language>();
   for (const lang of LANGUAGES) {
     const rel = `prompts/${lang}.yaml`;
     if (!existsSync(path.join(configDir, rel))) continue;
     const src = load(configDir, rel, problems, cfg.files);
-    if (!src) continue;
+    if (!src) {
+      unreadable.add(lang); // its own problem is reported; no avalanche of "missing prompt" for that language
+      continue;
+    }
     const obj = src.doc.toJS() as unknown;
     if (!obj || typeof obj !== 'object' || Array.isArray(obj)) {
       problems.push(`${at(src, [])}: a prompts file maps prompt ids to texts`);
@@ -137,7 +143,7 @@ export function loadIvrConfig(configDir: string, queueIds: ReadonlySet<string>):
     }
     cfg.prompts.set(lang, m);
   }
-  if (!cfg.prompts.has('zh')) problems.push('prompts/zh.yaml:1: the Mandarin prompts file is required');
+  if (!cfg.prompts.has('zh') && !unreadable.has('zh')) problems.push('prompts/zh.yaml:1: the Mandarin prompts file is required');
 
   // holidays
   if (existsSync(path.join(configDir, 'holidays.yaml'))) {
@@ -152,17 +158,26 @@ export function loadIvrConfig(configDir: string, queueIds: ReadonlySet<string>):
     } else if (src) problems.push(`${at(src, [])}: expected holidays: [2026-10-01, ...]`);
   }
 
+  // lines.yaml is read first: a flow named as a line's survey is checked in every language (a caller of
+  // any language reaches it), the other flows from Mandarin on
+  const lsrc = load(configDir, 'lines.yaml', problems, cfg.files);
+  const surveyFlows = new Set<string>();
+  const rawLines = lsrc ? ((lsrc.doc.toJS() as { lines?: unknown } | null)?.lines ?? null) : null;
+  if (rawLines && typeof rawLines === 'object') {
+    for (const l of Object.values(rawLines as Record<string, { survey?: unknown }>)) surveyFlows.add(typeof l?.survey === 'string' ? l.survey : 'survey');
+  }
+
   // flows
   const ivrDir = path.join(configDir, 'ivr');
   const flowFiles = existsSync(ivrDir) ? readdirSync(ivrDir).filter((f) => f.endsWith('.yaml')).sort() : [];
   for (const f of flowFiles) {
     const rel = `ivr/${f}`;
     const src = load(configDir, rel, problems, cfg.files);
-    if (src) checkFlow(src, f.replace(/\.yaml$/, ''), cfg, queueIds, problems);
+    const id = f.replace(/\.yaml$/, '');
+    if (src) checkFlow(src, id, cfg, queueIds, problems, surveyFlows.has(id) ? [...cfg.prompts.keys()] : ['zh'], unreadable);
   }
 
   // lines
-  const lsrc = load(configDir, 'lines.yaml', problems, cfg.files);
   const lines = lsrc?.doc.get('lines');
   if (lsrc && !isMap(lines)) problems.push(`${at(lsrc, [])}: expected lines: {"12345": {...}, ...}`);
   if (lsrc && isMap(lines)) {
@@ -181,13 +196,23 @@ export function loadIvrConfig(configDir: string, queueIds: ReadonlySet<string>):
       return { enabled: m.enabled === true, message, allowVoicemail: m.allowVoicemail !== false };
     };
     cfg.maintenance = maintenance(top.maintenance, ['maintenance']);
+    // survey: a flow in ivr/; omitted: the flow `survey` when there is one
+    const surveyOf = (v: unknown, p: Array<string | number>): string | null => {
+      if (v === undefined) return flowFiles.includes('survey.yaml') ? 'survey' : null;
+      if (v === null || v === false) return null;
+      if (!isStr(v) || !flowFiles.includes(`${v}.yaml`)) {
+        problems.push(`${at(lsrc, p)}: no flow "${String(v)}" in ivr/ for the survey`);
+        return null;
+      }
+      return v;
+    };
     const all = top.lines as Record<string, unknown>;
     for (const [number, l] of Object.entries(all)) {
       const p = ['lines', number];
       const line = (l && typeof l === 'object' ? l : {}) as Record<string, unknown>;
       const where = at(lsrc, p);
       if (!/^\d{3,15}$/.test(number)) problems.push(`${where}: line "${number}" must be the dialed number (digits)`);
-      for (const k of Object.keys(line)) if (!['name', 'flow', 'queue', 'blacklist', 'maintenance'].includes(k)) problems.push(`${at(lsrc, [...p, k])}: unknown field "${k}"`);
+      for (const k of Object.keys(line)) if (!['name', 'flow', 'queue', 'blacklist', 'maintenance', 'survey'].includes(k)) problems.push(`${at(lsrc, [...p, k])}: unknown field "${k}"`);
       if (!isStr(line.flow) || !cfg.flows.has(line.flow) && !flowFiles.includes(`${line.flow}.yaml`)) problems.push(`${at(lsrc, [...p, 'flow'])}: no flow "${String(line.flow)}" in ivr/`);
       if (!isStr(line.queue) || !queueIds.has(line.queue)) problems.push(`${at(lsrc, [...p, 'queue'])}: no queue "${String(line.queue)}" in queues.yaml`);
       const bl = line.blacklist;
@@ -202,6 +227,7 @@ export function loadIvrConfig(configDir: string, queueIds: ReadonlySet<string>):
         queue: String(line.queue),
         blacklist,
         maintenance: maintenance(line.maintenance, [...p, 'maintenance']),
+        survey: surveyOf(line.survey, [...p, 'survey']),
       });
     }
     // JS objects put integer-like keys first: the file's own order comes from the YAML map
@@ -220,7 +246,7 @@ export function loadIvrConfig(configDir: string, queueIds: ReadonlySet<string>):
   return cfg;
 }
 
-function checkFlow(src: Src, id: string, cfg: IvrConfig, queueIds: ReadonlySet<string>, problems: string[]): void {
+function checkFlow(src: Src, id: string, cfg: IvrConfig, queueIds: ReadonlySet<string>, problems: string[], startLanguages: Language[], unreadable: ReadonlySet<Language>): void {
   const raw = src.doc.toJS() as { start?: unknown; nodes?: unknown } | null;
   if (!raw || typeof raw !== 'object') {
     problems.push(`${at(src, [])}: a flow has start: and nodes:`);
@@ -381,7 +407,7 @@ function checkFlow(src: Src, id: string, cfg: IvrConfig, queueIds: ReadonlySet<s
 
   // every prompt exists in every language the caller can be speaking at that node
   const langsAt = new Map<string, Set<Language>>();
-  const work: Array<[string, Language]> = [[start, 'zh']];
+  const work: Array<[string, Language]> = startLanguages.map((l) => [start, l]);
   while (work.length) {
     const [n, lang] = work.pop()!;
     const set = langsAt.get(n) ?? new Set();
@@ -399,6 +425,7 @@ function checkFlow(src: Src, id: string, cfg: IvrConfig, queueIds: ReadonlySet<s
     if (node.kind === 'queue') ids.push(...QUEUE_PROMPTS);
     if (node.kind === 'voicemail') ids.push(...VOICEMAIL_PROMPTS);
     for (const lang of langs) {
+      if (unreadable.has(lang)) continue;
       for (const pid of ids) {
         if (!cfg.prompts.get(lang)?.has(pid)) bad([n, 'prompt' in node ? 'prompt' : 'kind'], `prompt "${pid}" has no ${lang} text in prompts/${lang}.yaml (a caller can reach this node speaking ${lang})`);
       }

@@ -22,6 +22,14 @@ export function createKeys(prefix: string) {
 
     /** pub/sub channel: the maintenance switches changed in PostgreSQL, every process reloads them */
     maintenanceChannel: () => `${prefix}:maintenance:changed`,
+    /** pub/sub channel of the live events every process's WebSocket hub delivers (src/events/bus.ts) */
+    eventsChannel: () => `${prefix}:events`,
+
+    // failed sign-ins (src/auth/login-limiter.ts): counters that expire with the window that began at the first failure
+    /** failed sign-ins of one user name (string counter with a TTL) */
+    loginFailuresUser: (username: string) => `${prefix}:auth:failures:user:${username}`,
+    /** failed sign-ins from one client address (string counter with a TTL) */
+    loginFailuresAddress: (address: string) => `${prefix}:auth:failures:address:${address}`,
   };
 }
 export type Keys = ReturnType<typeof createKeys>;
@@ -29,6 +37,10 @@ export type Keys = ReturnType<typeof createKeys>;
 /** Asterisk ids: deterministic so that a restarted process can find its objects again */
 export const asteriskIds = {
   callBridge: (callId: string) => `call-${callId}`,
+  /** where a held caller (or an agent waiting for a caller in a flow) hears music */
+  holdBridge: (callId: string) => `hold-${callId}`,
+  /** the agent and the party it consults before an attended transfer */
+  consultBridge: (callId: string) => `consult-${callId}`,
   agentLeg: (callId: string, attempt: number) => `${callId}-agent-${attempt}`,
   playback: (callId: string, n: number) => `${callId}-pb-${n}`,
   /** the waiting-list entry that keeps a callback's place in its queue */

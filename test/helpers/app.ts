@@ -13,6 +13,7 @@ import { pino, type LevelWithSilent, type Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import type { Recordings } from '../../src/ari/port.js';
 import { createAuthService } from '../../src/auth/auth.service.js';
+import { createLoginLimiter } from '../../src/auth/login-limiter.js';
 import { hashPassword } from '../../src/auth/passwords.js';
 import { createDb, ensureDatabase, type Db } from '../../src/db/db.js';
 import type { Role } from '../../src/db/database.js';
@@ -101,21 +102,34 @@ export interface TestApp {
 }
 
 /** the app with the routes under test wired for real; deps the tests do not reach are left out */
-export async function buildTestApp(t: Teardown, infra: TestInfra, deps: { recordings?: Pick<Recordings, 'file'>; maintenance?: MaintenanceState; ivr?: IvrStore }): Promise<TestApp> {
+/** the agent desktop's deps a test may wire (ACD, breaks, desk, live events, the sign-in limiter) */
+export type DeskDeps = Partial<Pick<AppDeps, 'engine' | 'agentStates' | 'queues' | 'queueStats' | 'events' | 'breaks' | 'desk' | 'loginLimiter' | 'eventsHub'>>;
+
+export async function buildTestApp(t: Teardown, infra: TestInfra, deps: { recordings?: Pick<Recordings, 'file'>; maintenance?: MaintenanceState; ivr?: IvrStore; calls?: AppDeps['calls']; sms?: AppDeps['sms'] } & DeskDeps): Promise<TestApp> {
   const auth = createAuthService(infra.db, { tokenTtlHours: 1 });
   const unused = new Proxy({}, { get: (_o, p) => { throw new Error(`test app: ${String(p)} is not wired in this test`); } });
   const app = await buildApp({
     log: infra.log,
     db: infra.db,
     auth,
-    engine: unused as AppDeps['engine'],
-    agentStates: unused as AppDeps['agentStates'],
+    engine: deps.engine ?? (unused as AppDeps['engine']),
+    agentStates: deps.agentStates ?? (unused as AppDeps['agentStates']),
     agents: unused as AppDeps['agents'],
-    queues: unused as AppDeps['queues'],
-    queueStats: unused as AppDeps['queueStats'],
+    queues: deps.queues ?? (unused as AppDeps['queues']),
+    queueStats: deps.queueStats ?? (unused as AppDeps['queueStats']),
+    breaks: deps.breaks ?? (unused as AppDeps['breaks']),
+    desk: deps.desk ?? (unused as AppDeps['desk']),
+    // sign-ins through the route are counted for real (generous limits unless the test brings its own)
+    loginLimiter: deps.loginLimiter ?? createLoginLimiter({ redis: infra.redis, keys: infra.keys, maxFailuresPerUser: 50, maxFailuresPerAddress: 500, windowSeconds: 300 }),
+    // no live events unless the test brings a bus
+    events: deps.events ?? { subscribe: () => () => undefined },
+    ...(deps.eventsHub ? { eventsHub: deps.eventsHub } : {}),
     recordings: deps.recordings ?? (unused as AppDeps['recordings']),
     ivr: deps.ivr ?? (unused as AppDeps['ivr']),
+    calls: deps.calls ?? (unused as AppDeps['calls']),
+    clickToCall: unused as AppDeps['clickToCall'],
     maintenance: deps.maintenance ?? (unused as AppDeps['maintenance']),
+    sms: deps.sms ?? (unused as AppDeps['sms']),
     readiness: async () => ({ ari: true, redis: true, postgres: true }),
     metrics: () => '',
   });

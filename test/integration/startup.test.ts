@@ -71,3 +71,12 @@ t.test('given IVR files with problems, when the service starts, then it exits 1 
   t.match(r.stderr, /node "business" cannot be reached/);
   t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
 });
+
+t.test('given an SMS templates file with a broken placeholder, when the service starts, then it exits 1 with one line naming the template', async (t) => {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'hotline-sms-broken-')), 'sms-templates.yaml');
+  writeFileSync(file, 'ticket-received: "您的工单号{ticket No}【海南12345】"\n');
+  const r = await start({ SMS_TEMPLATES_FILE: file });
+  t.equal(r.code, 1, 'exit code 1');
+  t.equal(r.stderr.trim().split('\n').length, 1, `one line on stderr, got: ${r.stderr}`);
+  t.match(r.stderr, /^hotline: start-up failed: .*sms-templates\.yaml: ticket-received: "\{ticket No\}" is not a placeholder/);
+});

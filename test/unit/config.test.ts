@@ -7,6 +7,8 @@ t.test('given an empty environment, then development defaults that reach the loc
   t.equal(c.ari.url, 'http://127.0.0.1:8088');
   t.equal(c.port, 3000);
   t.equal(c.queuesFile, 'config/queues.yaml');
+  t.same(c.smpp, { url: 'smpp://127.0.0.1:2775', systemId: 'hotline', password: 'hotline-dev', sourceAddr: '12345' });
+  t.same(c.sms, { templatesFile: 'config/sms-templates.yaml', bulkMax: 200 });
   t.ok(Object.isFrozen(c));
 });
 
@@ -22,6 +24,11 @@ t.test('given a wrong value, then one line naming the variable', async (t) => {
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL must be one of/],
     [{ REPEAT_CALLER_DAYS: '-1' }, /^REPEAT_CALLER_DAYS must be a whole number/],
     [{ ARI_APP: 'bad app' }, /^ARI_APP/],
+    [{ SMPP_URL: 'http://127.0.0.1:2775' }, /^SMPP_URL must start with smpp:\/\/ or ssmpp:/],
+    [{ SMPP_SYSTEM_ID: 'a-system-id-too-long' }, /^SMPP_SYSTEM_ID must be 1 to 15/],
+    [{ SMS_SOURCE_ADDR: '12345-6' }, /^SMS_SOURCE_ADDR/],
+    [{ SMS_BULK_MAX: '0' }, /^SMS_BULK_MAX must be between 1 and 1000/],
+    [{ SMS_BULK_MAX: '1001' }, /^SMS_BULK_MAX must be between 1 and 1000/],
   ];
   for (const [env, re] of bad) {
     t.throws(() => loadConfig(env), re, JSON.stringify(env));
@@ -37,8 +44,11 @@ t.test('given a wrong value, then one line naming the variable', async (t) => {
 t.test('given production, then development secrets are refused', async (t) => {
   t.throws(() => loadConfig({ NODE_ENV: 'production' }), /ARI_PASSWORD must be set in production/);
   t.throws(() => loadConfig({ NODE_ENV: 'production', ARI_PASSWORD: 's3cret-ari' }), /HOTLINE_ADMIN_USER and HOTLINE_ADMIN_PASSWORD/);
-  const ok = loadConfig({ NODE_ENV: 'production', ARI_PASSWORD: 's3cret-ari', HOTLINE_ADMIN_USER: 'ops', HOTLINE_ADMIN_PASSWORD: 'a-long-password!' });
+  const secrets = { NODE_ENV: 'production', ARI_PASSWORD: 's3cret-ari', HOTLINE_ADMIN_USER: 'ops', HOTLINE_ADMIN_PASSWORD: 'a-long-password!' };
+  t.throws(() => loadConfig(secrets), /SMPP_PASSWORD must be set in production/);
+  const ok = loadConfig({ ...secrets, SMPP_PASSWORD: 'smsc-pw' });
   t.equal(ok.admin.user, 'ops');
+  t.equal(ok.smpp.password, 'smsc-pw');
 });
 
 t.test('a password in a URL never reaches the message', async (t) => {
