@@ -82,6 +82,8 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
   const engine = createRedisEngine({ redis, subscriber, keys, log });
   // live events for desktops and supervisors (WS /api/v1/events), across every process
   const events = await createEventBus({ redis, subscriber, keys, log });
+  // supervisors see an IVR reload (the last error, if any, is in GET /api/v1/ivr/status)
+  ivr.onReload((version) => events.publish('ivr.reload', { version }, { supervisors: true }));
   // maintenance switches: PostgreSQL rows (the API) combined with lines.yaml, kept in memory for every call
   const maintenance = new MaintenanceState({
     db,

@@ -173,6 +173,8 @@ export class CallSession implements ChannelOwner {
   /** one call-control action at a time */
   private controlBusy = false;
   private screenPop: Record<string, unknown> | null = null;
+  /** every agent who answered this call (desktops hear call.ended) */
+  private readonly agentsSeen: string[] = [];
   private readonly record: CallRecordWriter;
 
   constructor(
@@ -682,6 +684,7 @@ export class CallSession implements ChannelOwner {
         this.update({ answered_at: this.answeredAt });
       }
       this.persist('add agent', (db) => addCallAgent(db, this.id, agentId));
+      this.agentsSeen.push(agentId);
       this.event('agent.answered', { agentId });
       this.deps.events?.publish('call.answered', { callId: this.id, agentId, caller: this.caller, line: this.line }, { agentId });
       this.live({ state: this.state });
@@ -1101,6 +1104,7 @@ export class CallSession implements ChannelOwner {
     if (agentId) {
       await this.deps.agentStates.transition(agentId, 'on_call', { expectCallId: this.id, callId: this.id });
       this.persist('add agent', (db) => addCallAgent(db, this.id, agentId));
+      this.agentsSeen.push(agentId);
     }
     await this.deps.ari.bridges.addChannel(bridgeId, [channelId]);
     this.event('party.answered', { why, agentId, channelId });
@@ -1248,6 +1252,7 @@ export class CallSession implements ChannelOwner {
     });
 
     this.log.info({ disposition, by: this.endedBy }, 'call ended');
+    for (const agentId of new Set(this.agentsSeen)) this.deps.events?.publish('call.ended', { callId: this.id, disposition, by: this.endedBy ?? 'system' }, { agentId });
     this.deps.untrack(this.callerChannelId);
     if (this.leg) this.deps.untrack(this.leg.channelId);
     const { redis, keys } = this.deps;

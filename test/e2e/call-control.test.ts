@@ -76,8 +76,10 @@ t.test("screen pop: the agent's desktop hears of the call before the phone is an
   await first.done;
   const ws = new WebSocket(`${base.replace('http', 'ws')}/api/v1/events?token=${tokens.A}`);
   const pops: Array<{ at: number; msg: any }> = [];
+  const all: any[] = [];
   ws.on('message', (m) => {
     const msg = JSON.parse(String(m));
+    all.push(msg);
     if (msg.type === 'call.offered') pops.push({ at: Date.now(), msg });
   });
   await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
@@ -94,6 +96,8 @@ t.test("screen pop: the agent's desktop hears of the call before the phone is an
   await post(`/api/v1/calls/${second.id}/hangup`, tokens.A);
   await second.record();
   await second.done;
+  const ended = await waitFor(() => all.find((m) => m.type === 'call.ended' && m.data.callId === second.id), 5000, 'call.ended on the socket');
+  t.match(ended.data, { callId: second.id, disposition: 'answered', by: 'agent' }, 'the desktop hears the call end');
 });
 
 t.test('hold and resume: the caller waits apart with music, then is back with the agent', async (t) => {
