@@ -17,7 +17,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { phoneObjects } from '../src/agents/agents.provisioning.js';
 import { runSipp, startSipp, type SippResult } from '../test/sipp/sipp.js';
-import { createReadyAgent } from '../test/helpers/acd.js';
+import { createReadyAgent, writeQueuesFile } from '../test/helpers/acd.js';
 import { agentInvites, callerCalls, percentile, round, type CallerCall } from './siplog.js';
 import { summariseProfiles } from './cpuprofile.js';
 import { installVariantA, removeVariantA, A_NUMBER } from './variant-a.js';
@@ -294,9 +294,8 @@ async function runVariant(variant: 'A' | 'B', index: number): Promise<RunResult>
     }
   } else {
     await cleanRedis();
-    const queuesFile = path.join(runDir, 'queues.yaml');
-    await writeFile(
-      queuesFile,
+    // the shipped IVR flows name every shipped queue: writeQueuesFile adds the others as plain queues
+    const queuesFile = writeQueuesFile(
       [
         '# bench: one skill queue like variant A (no announcements, no wrap-up, ring 15 s)',
         'defaults: { ringSeconds: 15, wrapUpSeconds: 0, serviceLevelSeconds: 20, announceEverySeconds: 0, moh: default, maxWait: { seconds: 900, action: callback } }',
@@ -306,6 +305,7 @@ async function runVariant(variant: 'A' | 'B', index: number): Promise<RunResult>
         '',
       ].join('\n'),
     );
+    await cp(queuesFile, path.join(runDir, 'queues.yaml'));
     svc = await startService(queuesFile, path.join(runDir, 'service.log'), path.join(runDir, 'cpuprofile'));
     for (const a of agents) await createReadyAgent(SVC_URL, svc.token, a);
     if (ariFilter) {

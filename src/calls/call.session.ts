@@ -33,7 +33,7 @@ import { normalizePhone } from '../shared/phone.js';
 import { withTimeout } from '../shared/timeout.js';
 import { Waiters } from './waiters.js';
 import { CallRecordWriter } from './call-record.js';
-import { addCallAgent, callerHistory, insertCall, lastAgentOf } from './calls.repo.js';
+import { addCallAgent, callerHistory, insertCall, lastAgentOf, type HistoryItem } from './calls.repo.js';
 import { dispositionOnEnd, transition, type CallEvent, type CallState } from './call.state.js';
 
 /** whatever owns channels in our Stasis application and wants their events (a citizen's call, a callback) */
@@ -485,6 +485,7 @@ export class CallSession implements ChannelOwner {
   /** wait in the queue until an agent answers, the caller hangs up, or the queue's max wait */
   private async waitInQueue(queueId: string): Promise<void> {
     this.move('queue');
+    if (this.deps.events) void this.prefetchHistory().catch(() => undefined);
     const now = Date.now();
     this.firstQueuedAt = now;
     this.enterQueue(queueId, now);
@@ -654,7 +655,7 @@ export class CallSession implements ChannelOwner {
       cause = 'no endpoint';
     } else {
       try {
-        await this.sendScreenPop(agentId);
+        void this.sendScreenPop(agentId).catch((err) => log.warn({ err }, 'screen pop failed')); // never holds up the ring: the history was fetched while the caller waited
         await this.deps.ari.channels.originate({
           endpoint: agent.endpoint,
           channelId,
@@ -1090,7 +1091,7 @@ export class CallSession implements ChannelOwner {
     this.deps.track(channelId, this);
     const ringSeconds = this.queue?.ringSeconds ?? TRANSFER_RING_SECONDS;
     try {
-      if (agentId) await this.sendScreenPop(agentId);
+      if (agentId) void this.sendScreenPop(agentId).catch((err) => this.log.warn({ err }, 'screen pop failed'));
       await this.deps.ari.channels.originate({ endpoint, channelId, appArgs: ['agent', this.id], callerNumber: this.caller, timeoutSeconds: ringSeconds });
     } catch (err) {
       this.log.warn({ err: (err as Error).message, why }, 'party could not be rung');
@@ -1179,17 +1180,22 @@ export class CallSession implements ChannelOwner {
     this.endedBy ??= 'system';
   }
 
+  private historyPromise: Promise<[HistoryItem[], Awaited<ReturnType<typeof smsHistoryOf>>]> | null = null;
+
+  /** the caller's earlier calls and SMS, looked up once while the caller waits (the screen pop needs them at once) */
+  private prefetchHistory(): Promise<[HistoryItem[], Awaited<ReturnType<typeof smsHistoryOf>>]> {
+    this.historyPromise ??= Promise.all([callerHistory(this.deps.db, this.caller, this.id, 10), smsHistoryOf(this.deps.db, this.caller, 10)]);
+    this.historyPromise.catch(() => undefined); // a failure is reported where it is awaited
+    return this.historyPromise;
+  }
+
   /** the screen pop: who is calling, how, and their history, to the agent's desktop before its phone rings */
   private async sendScreenPop(agentId: string): Promise<void> {
     const events = this.deps.events;
     if (!events) return;
     if (!this.screenPop) {
-      // the agent's phone rings right after: the history waits at most 250 ms, then the pop goes without it
-      const history = await withTimeout(
-        Promise.all([callerHistory(this.deps.db, this.caller, this.id, 10), smsHistoryOf(this.deps.db, this.caller, 10)]),
-        250,
-        () => new Error('history too slow'),
-      ).catch((err) => {
+      // fetched once, when the caller entered the queue (prefetchHistory); a slow database leaves it out
+      const history = await withTimeout(this.prefetchHistory(), 250, () => new Error('history too slow')).catch((err) => {
         this.log.warn({ err: (err as Error).message }, 'caller history left out of the screen pop');
         return null;
       });
