@@ -175,6 +175,7 @@ export class CallSession implements ChannelOwner {
   private screenPop: Record<string, unknown> | null = null;
   /** every agent who answered this call (desktops hear call.ended) */
   private readonly agentsSeen: string[] = [];
+  private blacklisted = false;
   private readonly record: CallRecordWriter;
 
   constructor(
@@ -301,6 +302,7 @@ export class CallSession implements ChannelOwner {
         return;
       }
       this.ivrPath = ['blacklist'];
+      this.blacklisted = true; // served apart, and never called back automatically
       await this.waitInQueue(queue);
       return this.followUp();
     }
@@ -1242,7 +1244,7 @@ export class CallSession implements ChannelOwner {
       if (r.status === 'rejected') this.log.warn({ err: (r.reason as Error)?.message }, 'cleanup step failed');
     }
     const disposition = this.outcome ?? dispositionOnEnd(this.state, answered);
-    if (disposition === 'abandoned' && this.firstQueuedAt) {
+    if (disposition === 'abandoned' && this.firstQueuedAt && !this.blacklisted) {
       // an abandoned caller is offered a callback: supervisors see the list (one pending per number)
       this.persist('callback', (db) => requestCallback(db, { number: this.caller, callId: this.id, queue: this.queue?.id ?? null, reason: 'abandoned' }));
     }
