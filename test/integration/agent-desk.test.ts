@@ -148,7 +148,8 @@ function connect(token: string | null, how: 'query' | 'header' = 'query'): Promi
     },
   };
   return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(client));
+    // the hub registers a socket, then says hello: events published after the hello reach it
+    ws.once('open', () => void waitFor(() => messages.find((m) => m.type === 'hello'), 3000, 'hello').then(() => resolve(client), reject));
     ws.once('unexpected-response', (_req, res) => {
       reject(Object.assign(new Error(`refused: ${res.statusCode}`), { statusCode: res.statusCode }));
       ws.terminate();
