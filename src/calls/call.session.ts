@@ -913,14 +913,19 @@ export class CallSession implements ChannelOwner {
   }
 
   private async putOnHold(): Promise<void> {
+    await this.moveToHoldBridge(this.callerChannelId);
+    this.held = true;
+  }
+
+  /** one party (the held caller, or an agent waiting for its caller to come back from a flow) waits apart with music */
+  private async moveToHoldBridge(channelId: string): Promise<void> {
     if (!this.holdBridgeCreated) {
       await this.deps.ari.bridges.create(this.holdBridge(), 'mixing', `hold ${this.id}`);
       this.holdBridgeCreated = true;
     }
-    await this.deps.ari.bridges.removeChannel(this.bridgeId, [this.callerChannelId]);
-    await this.deps.ari.bridges.addChannel(this.holdBridge(), [this.callerChannelId]);
+    await this.deps.ari.bridges.removeChannel(this.bridgeId, [channelId]);
+    await this.deps.ari.bridges.addChannel(this.holdBridge(), [channelId]);
     await this.deps.ari.bridges.startMoh(this.holdBridge(), this.queue?.moh);
-    this.held = true;
   }
 
   private async unhold(): Promise<void> {
@@ -1135,13 +1140,7 @@ export class CallSession implements ChannelOwner {
     if (!flow) return;
     if (returnTo && !returnTo.gone) {
       // the agent waits apart with music while the caller is in the flow
-      if (!this.holdBridgeCreated) {
-        await this.deps.ari.bridges.create(this.holdBridge(), 'mixing', `hold ${this.id}`);
-        this.holdBridgeCreated = true;
-      }
-      await this.deps.ari.bridges.removeChannel(this.bridgeId, [returnTo.channelId]);
-      await this.deps.ari.bridges.addChannel(this.holdBridge(), [returnTo.channelId]);
-      await this.deps.ari.bridges.startMoh(this.holdBridge(), this.queue?.moh);
+      await this.moveToHoldBridge(returnTo.channelId);
     }
     this.move('ivr');
     this.event('ivr.started', { line: this.line, flow: flow.id, version: ivr.version, during: 'call', returnToAgent: Boolean(returnTo) });
