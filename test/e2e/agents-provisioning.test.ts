@@ -195,7 +195,8 @@ t.test('Asterisk restarts: the phones come back when the service reconnects; one
   t.match(back, { context: 'agents', aors: no }, 'the endpoint is back after the reconnect');
   t.match(await pjsip('aor', no), { contact: uri }, 'with its AOR');
   t.match(await waitFor(async () => (await pjsip('aor', meanwhileNo)) ?? undefined, 30_000, 'the agent created meanwhile'), { contact: meanwhileUri }, 'the agent created while Asterisk was down is pushed too');
-  t.ok(await pjsip('endpoint', `agent${meanwhileNo}`));
+  // the AOR and the endpoint are pushed one after the other: wait for the endpoint as for the AOR
+  t.ok(await waitFor(async () => (await pjsip('endpoint', `agent${meanwhileNo}`)) ?? undefined, 10_000, 'its endpoint'));
   await waitFor(async () => (await api('GET', `/agents/${meanwhileNo}`)).body.provisioned === true, 10_000, 'provisioned: true');
   t.pass('provisioned: true again');
 });
