@@ -27,6 +27,7 @@ import { migrateToLatest } from './db/migrator.js';
 import { buildApp, type App } from './http/app.js';
 import type { ReadinessReport } from './http/health.routes.js';
 import { MaintenanceState } from './maintenance/maintenance.js';
+import { AuditLog } from './audit/audit.js';
 import { createIvrStore } from './ivr/ivr.store.js';
 import { createEventBus } from './events/bus.js';
 import { createClickToCall } from './calls/click-to-call.js';
@@ -195,7 +196,8 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
   const metrics = createServiceMetrics({ ari, calls, engine, queues, redis, keys });
 
   const queueStats = createQueueStats({ db, engine, queues, defaultHandleSeconds: config.defaultHandleSeconds });
-  const app = await buildApp({ log, db, auth, engine, agentStates, agents, queues, queueStats, readiness, metrics: metrics.render, recordings: ari.recordings, maintenance, ivr, calls, clickToCall, sms, events, breaks, desk, loginLimiter });
+  const audit = new AuditLog(db);
+  const app = await buildApp({ audit, log, db, auth, engine, agentStates, agents, queues, queueStats, readiness, metrics: metrics.render, recordings: ari.recordings, maintenance, ivr, calls, clickToCall, sms, events, breaks, desk, loginLimiter });
   const url = await app.listen({ host: config.host, port: config.port });
   log.info({ url, ariApp: config.ari.app, startupMs: Date.now() - started }, 'hotline control plane ready');
 

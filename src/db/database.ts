@@ -186,7 +186,22 @@ export interface BreaksTable {
   end_reason: string | null;
 }
 
+/** append-only, hash-chained (migration 0009) */
+export interface AuditLogTable {
+  seq: ColumnType<string, never, never>;
+  at: ColumnType<Date, Date, never>;
+  actor: string;
+  actor_role: string;
+  action: string;
+  target: string | null;
+  details: ColumnType<Record<string, unknown>, string, never>;
+  address: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
 export interface Database {
+  audit_log: AuditLogTable;
   breaks: BreaksTable;
   list_entries: ListEntriesTable;
   users: UsersTable;
@@ -211,3 +226,4 @@ export type AgentStateLogRow = Selectable<AgentStateLogTable>;
 export type VoicemailRow = Selectable<VoicemailsTable>;
 export type MaintenanceRow = Selectable<MaintenanceTable>;
 export type SmsRow = Selectable<SmsMessagesTable>;
+export type AuditLogRow = Selectable<AuditLogTable>;

@@ -38,6 +38,8 @@ import type { CallRouter } from '../calls/calls.stasis.js';
 import type { ClickToCall } from '../calls/click-to-call.js';
 import type { IvrStore } from '../ivr/ivr.store.js';
 import { smsRoutes } from '../sms/sms.routes.js';
+import type { AuditLog } from '../audit/audit.js';
+import { auditRoutes } from '../audit/audit.routes.js';
 import type { SmsService } from '../sms/sms.service.js';
 
 declare module 'fastify' {
@@ -88,6 +90,8 @@ export interface AppDeps {
   /** the live calls of this process (call control) */
   calls: Pick<CallRouter, 'get'>;
   clickToCall: ClickToCall;
+  /** the supervisors' audit trail (append-only, hash-chained) */
+  audit: AuditLog;
   readiness: Readiness;
   metrics: () => string | Promise<string>;
 }
@@ -151,6 +155,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   await app.register(ivrRoutes, { prefix: '/api/v1/ivr', ivr: deps.ivr, guard });
   await app.register(maintenanceRoutes, { prefix: '/api/v1/maintenance', maintenance: deps.maintenance, guard });
   await app.register(smsRoutes, { prefix: '/api/v1/sms', sms: deps.sms, guard });
+  await app.register(auditRoutes, { prefix: '/api/v1/audit', audit: deps.audit, guard });
   return app;
 }
 

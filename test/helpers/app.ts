@@ -18,6 +18,7 @@ import { hashPassword } from '../../src/auth/passwords.js';
 import { createDb, ensureDatabase, type Db } from '../../src/db/db.js';
 import type { Role } from '../../src/db/database.js';
 import { buildApp, type App, type AppDeps } from '../../src/http/app.js';
+import { AuditLog } from '../../src/audit/audit.js';
 import type { MaintenanceState } from '../../src/maintenance/maintenance.js';
 import { connectRedis, createRedis } from '../../src/redis/client.js';
 import { createKeys, type Keys } from '../../src/redis/keys.js';
@@ -105,7 +106,7 @@ export interface TestApp {
 /** the agent desktop's deps a test may wire (ACD, breaks, desk, live events, the sign-in limiter) */
 export type DeskDeps = Partial<Pick<AppDeps, 'engine' | 'agentStates' | 'queues' | 'queueStats' | 'events' | 'breaks' | 'desk' | 'loginLimiter' | 'eventsHub'>>;
 
-export async function buildTestApp(t: Teardown, infra: TestInfra, deps: { recordings?: Pick<Recordings, 'file'>; maintenance?: MaintenanceState; ivr?: IvrStore; calls?: AppDeps['calls']; sms?: AppDeps['sms'] } & DeskDeps): Promise<TestApp> {
+export async function buildTestApp(t: Teardown, infra: TestInfra, deps: { recordings?: Pick<Recordings, 'file'>; maintenance?: MaintenanceState; ivr?: IvrStore; calls?: AppDeps['calls']; sms?: AppDeps['sms']; audit?: AppDeps['audit'] } & DeskDeps): Promise<TestApp> {
   const auth = createAuthService(infra.db, { tokenTtlHours: 1 });
   const unused = new Proxy({}, { get: (_o, p) => { throw new Error(`test app: ${String(p)} is not wired in this test`); } });
   const app = await buildApp({
@@ -130,6 +131,7 @@ export async function buildTestApp(t: Teardown, infra: TestInfra, deps: { record
     clickToCall: unused as AppDeps['clickToCall'],
     maintenance: deps.maintenance ?? (unused as AppDeps['maintenance']),
     sms: deps.sms ?? (unused as AppDeps['sms']),
+    audit: deps.audit ?? new AuditLog(infra.db),
     readiness: async () => ({ ari: true, redis: true, postgres: true }),
     metrics: () => '',
   });
