@@ -28,6 +28,9 @@ import { buildApp, type App } from './http/app.js';
 import type { ReadinessReport } from './http/health.routes.js';
 import { MaintenanceState } from './maintenance/maintenance.js';
 import { AuditLog } from './audit/audit.js';
+import { RecordingsService } from './recordings/recordings.service.js';
+import { createRecordingRetention } from './recordings/retention.js';
+import { LiveView } from './supervision/live-view.js';
 import { createIvrStore } from './ivr/ivr.store.js';
 import { createEventBus } from './events/bus.js';
 import { createClickToCall } from './calls/click-to-call.js';
@@ -37,6 +40,8 @@ import { Gauge, Registry, ariMetrics, processGauges, startEventLoopMonitor } fro
 import { SmppGateway } from './sms/smpp-gateway.js';
 import { createSmsTemplates } from './sms/sms-templates.js';
 import { createSmsService } from './sms/sms.service.js';
+import { JobScheduler } from './jobs/scheduler.js';
+import { createTicketsService } from './tickets/tickets.service.js';
 
 export interface Service {
   app: App;
@@ -77,6 +82,8 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
   const subscriber = createRedis(config.redisUrl);
   await connectRedis(subscriber, config.redisUrl);
   const keys = createKeys(config.redisPrefix);
+  // background jobs (BullMQ) and cron schedules (src/jobs): modules register their jobs on it; started before the API
+  const jobs = new JobScheduler({ redisUrl: config.redisUrl, prefix: keys.jobs(), log });
   const queues = createQueuesConfig(config.queuesFile, log);
   // the operators' IVR files: a broken set stops start-up here with every problem (file:line)
   const ivr = createIvrStore(config.ivrDir, queues, log);
@@ -146,7 +153,11 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
   }
   for (const a of await agents.listActive()) await pushToEngine(a);
   agents.onChange((c) => toEngine(c.agentId));
+  const audit = new AuditLog(db);
+  // call recordings: the index and SHA-256 check (the call session reports started, the router finished), and the daily retention run
+  const recordingsService = new RecordingsService({ db, ari: ari.recordings, audit, log, retentionDays: config.recordingRetentionDays });
   const calls = createCallRouter({
+    callRecordings: recordingsService,
     ari,
     db,
     redis,
@@ -196,8 +207,14 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
   const metrics = createServiceMetrics({ ari, calls, engine, queues, redis, keys });
 
   const queueStats = createQueueStats({ db, engine, queues, defaultHandleSeconds: config.defaultHandleSeconds });
-  const audit = new AuditLog(db);
-  const app = await buildApp({ audit, log, db, auth, engine, agentStates, agents, queues, queueStats, readiness, metrics: metrics.render, recordings: ari.recordings, maintenance, ivr, calls, clickToCall, sms, events, breaks, desk, loginLimiter });
+  const recordingsRetention = createRecordingRetention({ purge: (now) => recordingsService.purgeExpired(now), redis, lockKey: keys.recordingsRetentionLock(), log });
+  recordingsRetention.start();
+  const liveView = new LiveView({ db, engine, queueStats, redis, keys, events, log: log.child({ module: 'live-view' }), intervalMs: config.liveViewPushMs });
+  liveView.start();
+  // the ticket system's webhook (POST /api/v1/tickets/events): a closed ticket owes the citizen a callback within 24 h
+  const tickets = createTicketsService({ db, log, callingHours: config.callback.hours, callbackQueue: config.tickets.callbackQueue });
+  await jobs.start();
+  const app = await buildApp({ audit, liveView, log, db, auth, engine, agentStates, agents, queues, queueStats, readiness, metrics: metrics.render, recordings: ari.recordings, recordingsService, maintenance, ivr, calls, clickToCall, sms, events, breaks, desk, loginLimiter, tickets: { service: tickets, secret: config.tickets.webhookSecret } });
   const url = await app.listen({ host: config.host, port: config.port });
   log.info({ url, ariApp: config.ari.app, startupMs: Date.now() - started }, 'hotline control plane ready');
 
@@ -206,10 +223,13 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
     (stopping ??= (async () => {
       log.info('stopping');
       metrics.stop();
+      liveView.stop();
       await app.close().catch((err) => log.warn({ err }, 'http close failed'));
+      await jobs.close();
       await sms.close();
       stopSweeper();
       stopBreaks();
+      await recordingsRetention.stop();
       stopDialer();
       await calls.drain(5000);
       await ari.close();

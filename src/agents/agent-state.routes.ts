@@ -1,6 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { AcdEngine } from '../acd/engine.js';
+import type { AuditLog } from '../audit/audit.js';
+import { auditActor } from '../audit/audit.routes.js';
 import type { Guard } from '../http/app.js';
 import { ErrorBody } from '../http/schemas.js';
 import { AppError, forbidden, notFound } from '../shared/errors.js';
@@ -22,7 +24,7 @@ export const AgentLiveState = Type.Object({
   callId: Type.Union([Type.String(), Type.Null()]),
 });
 
-export const agentStateRoutes: FastifyPluginAsyncTypebox<{ engine: AcdEngine; agentStates: AgentStates; guard: Guard }> = async (app, { engine, agentStates, guard }) => {
+export const agentStateRoutes: FastifyPluginAsyncTypebox<{ engine: AcdEngine; agentStates: AgentStates; audit: AuditLog; guard: Guard }> = async (app, { engine, agentStates, audit, guard }) => {
   app.put(
     '/:id/state',
     {
@@ -56,6 +58,10 @@ export const agentStateRoutes: FastifyPluginAsyncTypebox<{ engine: AcdEngine; ag
         throw err;
       }
       const now = (await engine.getAgent(id))!;
+      if (p.agentId !== id) {
+        // a supervisor forcing someone else's state (ready, not ready, sign-out) is on the audit trail
+        await audit.record({ ...auditActor(req), action: 'agent.force-state', target: id, details: { from: live.state, to, reason, now: now.state } });
+      }
       return { agentId: id, state: now.state, reason: now.reason, since: new Date(now.since).toISOString(), callId: now.callId };
     },
   );

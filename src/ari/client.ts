@@ -26,6 +26,7 @@ import {
   type ConnectionState,
   type OriginateRequest,
   type RecordRequest,
+  type SnoopRequest,
 } from './port.js';
 import { ariMetrics } from '../metrics/metrics.js';
 
@@ -365,6 +366,12 @@ export class AriClient implements AriPort {
     list: async () => {
       const list = await this.call('list channels', (c) => c.channels.list());
       return (list as unknown[]).map(toChannel);
+    },
+    snoop: async (channelId: string, req: SnoopRequest) => {
+      const raw = await this.call('snoop', (c) =>
+        c.channels.snoopChannelWithId({ channelId, snoopId: req.snoopId, app: this.opts.app, appArgs: req.appArgs.join(','), spy: req.spy, whisper: req.whisper }),
+      );
+      return toChannel(raw);
     },
     record: async (channelId: string, req: RecordRequest) => {
       try {

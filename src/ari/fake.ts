@@ -14,6 +14,7 @@ import {
   type ConnectionState,
   type OriginateRequest,
   type RecordRequest,
+  type SnoopRequest,
 } from './port.js';
 
 export interface FakeRequest {
@@ -147,6 +148,13 @@ export class FakeAri implements AriPort {
     stopMoh: async (id: string) => void this.log('stopMoh', id),
     ring: async (id: string) => void this.log('ring', id),
     list: async () => [...this.live.values()],
+    snoop: async (id: string, req: SnoopRequest) => {
+      this.log('snoop', id, req);
+      this.need(id);
+      const c = channel(req.snoopId, `Snoop/${id}`, '');
+      this.live.set(c.id, c);
+      return c;
+    },
     record: async (id: string, req: RecordRequest) => {
       this.log('record', id, req);
       this.need(id);

@@ -74,6 +74,17 @@ export interface RecordRequest {
   ifExists: 'fail' | 'overwrite' | 'append';
 }
 
+/** POST /channels/{id}/snoop: a new channel that hears (spy) and/or speaks into (whisper) the target channel */
+export interface SnoopRequest {
+  /** our own id for the snoop channel */
+  snoopId: string;
+  /** which of the target's audio the snoop channel carries: in = what the target says, out = what it hears */
+  spy: 'none' | 'in' | 'out' | 'both';
+  /** where the snoop channel's own audio goes: out = the target hears it (coaching), none = nobody */
+  whisper: 'none' | 'in' | 'out' | 'both';
+  appArgs: string[];
+}
+
 export interface Channels {
   answer(channelId: string): Promise<void>;
   hangup(channelId: string, reason?: 'normal' | 'busy' | 'congestion' | 'no_answer'): Promise<void>;
@@ -84,6 +95,8 @@ export interface Channels {
   stopMoh(channelId: string): Promise<void>;
   ring(channelId: string): Promise<void>;
   list(): Promise<ChannelInfo[]>;
+  /** a snoop channel on the target (it enters Stasis with appArgs); it hangs up by itself when the target goes */
+  snoop(channelId: string, req: SnoopRequest): Promise<ChannelInfo>;
   /** starts recording the channel; RecordingFinished / RecordingFailed with req.name tell when it ends */
   record(channelId: string, req: RecordRequest): Promise<void>;
 }

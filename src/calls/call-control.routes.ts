@@ -7,6 +7,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
+import type { AuditLog } from '../audit/audit.js';
+import { auditActor } from '../audit/audit.routes.js';
 import type { Guard } from '../http/app.js';
 import { ErrorBody } from '../http/schemas.js';
 import { AppError, notFound } from '../shared/errors.js';
@@ -34,7 +36,7 @@ const responses = { 200: Done, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 4
 
 const ClickBody = Type.Object({ to: Type.String({ minLength: 3, maxLength: 32, description: "the citizen's number" }) }, { additionalProperties: false });
 
-export const callControlRoutes: FastifyPluginAsyncTypebox<{ calls: Pick<CallRouter, 'get'>; clickToCall: ClickToCall; guard: Guard }> = async (app, { calls, clickToCall, guard }) => {
+export const callControlRoutes: FastifyPluginAsyncTypebox<{ calls: Pick<CallRouter, 'get'>; clickToCall: ClickToCall; audit: AuditLog; guard: Guard }> = async (app, { calls, clickToCall, audit, guard }) => {
   const who = guard('agent', 'supervisor', 'admin');
 
   app.post(
@@ -92,8 +94,23 @@ export const callControlRoutes: FastifyPluginAsyncTypebox<{ calls: Pick<CallRout
     act(req, req.params.id, 'hold', (s) => s.hold(by(req))),
   );
   app.post('/:id/resume', { preHandler: who, schema: schema('take the caller off hold') }, (req) => act(req, req.params.id, 'resume', (s) => s.resume(by(req))));
-  app.post('/:id/hangup', { preHandler: who, schema: schema('the agent hangs up on the caller (recorded as an agent hang-up; the normal end is the survey)') }, (req) =>
-    act(req, req.params.id, 'hangup', (s) => s.hangupByAgent(by(req))),
+  app.post(
+    '/:id/hangup',
+    {
+      preHandler: who,
+      schema: schema(
+        'hang up: by the agent on its call (recorded as an agent hang-up; the normal end is the survey), or forced by a supervisor (the call ends for everyone, the agent is released; audited)',
+      ),
+    },
+    async (req) => {
+      const p = req.principal!;
+      const s = calls.get(req.params.id);
+      const onIt = Boolean(p.agentId && s instanceof CallSession && s.agentsOnCall.includes(p.agentId));
+      if (p.role === 'agent' || onIt) return act(req, req.params.id, 'hangup', (x) => x.hangupByAgent(by(req)));
+      const r = await act(req, req.params.id, 'force-hangup', (x) => x.forceHangup(p.username));
+      await audit.record({ ...auditActor(req), action: 'call.force-hangup', target: req.params.id, details: { agents: r.agents } });
+      return r;
+    },
   );
   app.post('/:id/survey', { preHandler: who, schema: schema("end the agent's part: the caller hears the satisfaction survey") }, (req) =>
     act(req, req.params.id, 'survey', (s) => s.toSurvey(by(req))),

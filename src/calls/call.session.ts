@@ -32,6 +32,7 @@ import { asteriskIds, type Keys } from '../redis/keys.js';
 import { normalizePhone } from '../shared/phone.js';
 import { withTimeout } from '../shared/timeout.js';
 import { Waiters } from './waiters.js';
+import { CallMonitors, type MonitorMode, type MonitorView, type Supervisor } from '../supervision/monitor.js';
 import { CallRecordWriter } from './call-record.js';
 import { addCallAgent, callerHistory, insertCall, lastAgentOf, type HistoryItem } from './calls.repo.js';
 import { dispositionOnEnd, transition, type CallEvent, type CallState } from './call.state.js';
@@ -44,10 +45,19 @@ export interface ChannelOwner {
   onPlaybackFinished(playbackId: string): void;
   /** a recording of one of this owner's channels ended (RecordingFinished / RecordingFailed) */
   onRecordingDone?(name: string, result: { ok: boolean; durationSeconds: number; cause?: string }): void;
+  /** a snoop channel this owner created entered Stasis (recording, supervisor monitoring) */
+  onSnoopStarted?(channelId: string): void;
   /** a leg this owner originated answered (entered Stasis); false when it is not expected */
   onAnswered(channel: ChannelInfo): boolean;
   /** resolves when every record write so far has been tried */
   flushed(): Promise<void>;
+}
+
+/** where call recordings are indexed (src/recordings): told when one starts; the router tells when it ends */
+export interface CallRecordingSink {
+  started(r: { callId: string; name: string; callType: 'inbound' | 'outbound' | 'callback' | 'click'; startedAt: Date }): Promise<unknown>;
+  finished(name: string, r: { endedAt: Date; durationSeconds: number | null }): Promise<unknown>;
+  failed?(name: string, r: { endedAt: Date; cause?: string }): Promise<unknown>;
 }
 
 export interface SessionDeps {
@@ -70,6 +80,10 @@ export interface SessionDeps {
   /** average handle time used for the estimated wait until there is history (seconds) */
   defaultHandleSeconds: number;
   log: Logger;
+  /** every call with an agent is recorded (from the answer to the end) when this is set */
+  callRecordings?: CallRecordingSink;
+  /** how long a supervisor's phone rings for listen / whisper / barge (default 30 s) */
+  monitorRingSeconds?: number;
   /** the router maps ARI events of this channel to this session */
   track(channelId: string, session: ChannelOwner): void;
   untrack(channelId: string): void;
@@ -135,7 +149,7 @@ export class CallSession implements ChannelOwner {
   private readonly arrivedAt: Date;
   private readonly bridgeId: string;
   private callerGone = false;
-  private endedBy: 'caller' | 'agent' | 'system' | null = null;
+  private endedBy: 'caller' | 'agent' | 'supervisor' | 'system' | null = null;
   private readonly digits: string[] = [];
   private readonly finishedPlaybacks = new Set<string>();
   private playbackSeq = 0;
@@ -177,6 +191,10 @@ export class CallSession implements ChannelOwner {
   private readonly agentsSeen: string[] = [];
   private blacklisted = false;
   private readonly record: CallRecordWriter;
+  /** supervisors listening, whispering or barged in */
+  readonly monitors: CallMonitors;
+  private recordingSnoop: string | null = null;
+  private recordingSnoopUp = false;
 
   constructor(
     private readonly deps: SessionDeps,
@@ -191,6 +209,19 @@ export class CallSession implements ChannelOwner {
     this.bridgeId = asteriskIds.callBridge(this.id);
     this.log = deps.log.child({ callId: this.id, caller: this.caller, dnis: this.dialed, line: this.dialed });
     this.record = new CallRecordWriter(deps.db, this.id, this.log);
+    this.monitors = new CallMonitors(
+      { ari: deps.ari, ...(deps.events ? { events: deps.events } : {}), log: this.log.child({ module: 'monitor' }), ringSeconds: deps.monitorRingSeconds ?? 30 },
+      {
+        id: this.id,
+        callerChannelId: this.callerChannelId,
+        callBridgeId: this.bridgeId,
+        live: () => !this.callerGone && this.state !== 'ended',
+        agentChannel: () => (this.leg?.answered && !this.leg.gone && this.leg.agentId ? { agentId: this.leg.agentId, channelId: this.leg.channelId } : null),
+        track: (channelId) => this.deps.track(channelId, this),
+        untrack: (channelId) => this.deps.untrack(channelId),
+        event: (type, data) => this.event(type, data),
+      },
+    );
   }
 
   // ---- inputs from the router -------------------------------------------------------------
@@ -207,6 +238,8 @@ export class CallSession implements ChannelOwner {
 
   /** the channel left our application (hung up, or never answered) */
   onChannelGone(channelId: string, cause?: string): void {
+    if (this.monitors.onChannelGone(channelId)) return;
+    if (channelId === this.recordingSnoop) return; // the recording ends with the caller; RecordingFinished tells
     if (channelId === this.callerChannelId && !this.callerGone) {
       this.callerGone = true;
       this.endedBy ??= 'caller';
@@ -226,7 +259,16 @@ export class CallSession implements ChannelOwner {
   }
 
   /** the agent's phone answered: the originated channel entered Stasis. false when not expected. */
+  onSnoopStarted(channelId: string): void {
+    if (this.monitors.onSnoopStarted(channelId)) return;
+    if (channelId === this.recordingSnoop) {
+      this.recordingSnoopUp = true;
+      this.wake();
+    }
+  }
+
   onAnswered(channel: ChannelInfo): boolean {
+    if (this.monitors.onAnswered(channel)) return true;
     const extra = this.extraLegs.get(channel.id);
     const leg = extra ?? (this.leg?.channelId === channel.id ? this.leg : null);
     if (!leg || leg.gone || this.callerGone) return false;
@@ -687,6 +729,7 @@ export class CallSession implements ChannelOwner {
         this.update({ answered_at: this.answeredAt });
       }
       this.persist('add agent', (db) => addCallAgent(db, this.id, agentId));
+      this.startRecording();
       this.agentsSeen.push(agentId);
       this.event('agent.answered', { agentId });
       this.deps.events?.publish('call.answered', { callId: this.id, agentId, caller: this.caller, line: this.line }, { agentId });
@@ -934,6 +977,57 @@ export class CallSession implements ChannelOwner {
     await ignoreGone(this.deps.ari.bridges.stopMoh(this.holdBridge()));
     await ignoreGone(this.deps.ari.bridges.removeChannel(this.holdBridge(), [this.callerChannelId]));
     await this.deps.ari.bridges.addChannel(this.bridgeId, [this.callerChannelId]);
+  }
+
+  /**
+   * Recording: a snoop channel hears the caller both ways (what the caller says and everything the caller
+   * hears), so one file covers the call from the agent's answer to its end, through hold, transfers and
+   * conferences. It ends by itself when the caller's channel goes. Never holds up the call.
+   */
+  private startRecording(): void {
+    const sink = this.deps.callRecordings;
+    if (!sink || this.recordingSnoop || this.callerGone) return;
+    const snoopId = asteriskIds.recordingSnoop(this.id);
+    const name = asteriskIds.callRecording(this.id);
+    this.recordingSnoop = snoopId;
+    this.deps.track(snoopId, this);
+    const startedAt = new Date();
+    let indexed = false;
+    void (async () => {
+      try {
+        await this.deps.ari.channels.snoop(this.callerChannelId, { snoopId, spy: 'both', whisper: 'none', appArgs: ['snoop', this.id] });
+        // only a channel in Stasis can be recorded: wait for the snoop's StasisStart
+        const up = await this.waitFor(() => (this.recordingSnoopUp ? true : this.callerGone ? false : undefined), 5000);
+        if (up !== true) {
+          if (this.callerGone) return;
+          throw new Error('the recording snoop did not enter Stasis');
+        }
+        // indexed first: a short call's RecordingFinished must find its row
+        await sink.started({ callId: this.id, name, callType: 'inbound', startedAt });
+        indexed = true;
+        await this.deps.ari.channels.record(snoopId, { name, format: 'wav', maxDurationSeconds: 0, maxSilenceSeconds: 0, beep: false, terminateOn: 'none', ifExists: 'overwrite' });
+        this.event('recording.started', { name });
+      } catch (err) {
+        if (indexed) void sink.failed?.(name, { endedAt: new Date(), cause: (err as Error).message }).catch(() => undefined);
+        if (err instanceof AriGone && this.callerGone) return;
+        this.log.error({ err: (err as Error).message }, 'call recording did not start');
+        this.event('recording.failed', { name, error: (err as Error).message });
+      }
+    })();
+  }
+
+  /** listen, whisper or barge-in from a supervisor's phone (src/supervision/monitor.ts) */
+  monitor(mode: MonitorMode, supervisor: Supervisor): Promise<MonitorView> {
+    return this.monitors.start(mode, supervisor);
+  }
+
+  /** a supervisor ends the call for everyone: the agent is released as after any call */
+  forceHangup(by: string): Promise<void> {
+    return this.control('force-hangup', async () => {
+      this.endedBy ??= 'supervisor';
+      this.event('supervisor.hangup', { by });
+      await ignoreGone(this.deps.ari.channels.hangup(this.callerChannelId, 'normal'));
+    });
   }
 
   /** the agent hangs up on the citizen: allowed, and recorded as such (the normal end is the survey) */
@@ -1235,6 +1329,7 @@ export class CallSession implements ChannelOwner {
     if (!this.callerGone) cleanup.push(ignoreGone(ari.channels.hangup(this.callerChannelId, 'normal')));
     if (this.leg && !this.leg.gone) cleanup.push(ignoreGone(ari.channels.hangup(this.leg.channelId, 'normal')));
     for (const leg of [...this.extraLegs.values()]) cleanup.push(this.dropParty(leg));
+    cleanup.push(this.monitors.closeAll());
     if (this.consult) cleanup.push(ignoreGone(ari.bridges.destroy(this.consult.bridgeId)));
     if (this.holdBridgeCreated) cleanup.push(ignoreGone(ari.bridges.destroy(this.holdBridge())));
     if (this.bridgeCreated) cleanup.push(ignoreGone(ari.bridges.destroy(this.bridgeId)));

@@ -1,11 +1,14 @@
 /**
  * Routes ARI events to call sessions. The dialplan hands every call to Stasis(hotline, <role>, ...):
  * - `inbound`: a citizen's call; a new CallSession runs it;
- * - `agent,<callId>`: an agent's phone we originated has answered.
+ * - `agent,<callId>`: an agent's phone we originated has answered;
+ * - `monitor,<callId>`: a supervisor's phone answered (listen, whisper, barge);
+ * - `snoop,<callId>`: a snoop channel the call created (its recording, a supervisor's listening).
  * Anything else is hung up: a channel in our application that nobody owns would be a stuck caller.
  */
 import type { Logger } from 'pino';
 import { ignoreGone, type AriEvent, type AriPort } from '../ari/port.js';
+import { asteriskIds } from '../redis/keys.js';
 import { CallSession, type ChannelOwner, type SessionDeps } from './call.session.js';
 
 export type RouterDeps = Omit<SessionDeps, 'track' | 'untrack' | 'ended' | 'ari'> & { ari: AriPort; log: Logger };
@@ -23,6 +26,8 @@ export interface CallRouter {
   /** what a session needs to register its channels (for sessions started outside the router) */
   readonly sessionDeps: Pick<SessionDeps, 'track' | 'untrack' | 'ended'>;
 }
+
+const isCallRecording = (name: string) => name.startsWith(asteriskIds.callRecording(''));
 
 export function createCallRouter(deps: RouterDeps): CallRouter {
   const byChannel = new Map<string, ChannelOwner>();
@@ -51,7 +56,12 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
           const session = new CallSession(sessionDeps, event.channel, event.at);
           byId.set(session.id, session);
           void session.run();
-        } else if ((role === 'agent' || role === 'callback') && arg) {
+        } else if (role === 'snoop' && arg) {
+          // created by the session itself (recording, monitoring): it may use the channel now
+          const session = byId.get(arg);
+          if (!session) refuse(event.channel.id, 'a snoop for a call that has gone');
+          else session.onSnoopStarted?.(event.channel.id);
+        } else if ((role === 'agent' || role === 'callback' || role === 'monitor') && arg) {
           // a leg we originated has answered
           const session = byId.get(arg);
           if (!session || !session.onAnswered(event.channel)) refuse(event.channel.id, 'a leg answered for a call that has gone');
@@ -78,6 +88,14 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
       case 'RecordingFailed': {
         const channelId = event.targetUri.startsWith('channel:') ? event.targetUri.slice('channel:'.length) : '';
         const result = event.type === 'RecordingFinished' ? { ok: true, durationSeconds: event.durationSeconds } : { ok: false, durationSeconds: 0, cause: event.cause };
+        if (deps.callRecordings && isCallRecording(event.name)) {
+          // a call's recording ends with the caller, often after its session finished: indexed apart from it
+          const endedAt = new Date(event.at);
+          const sink = deps.callRecordings;
+          (result.ok || !sink.failed ? sink.finished(event.name, { endedAt, durationSeconds: result.ok ? result.durationSeconds : null }) : sink.failed(event.name, { endedAt, cause: result.cause ?? 'failed' }))
+            .catch((err: Error) => log.error({ err: err.message, recording: event.name }, 'call recording not indexed'));
+          return;
+        }
         byChannel.get(channelId)?.onRecordingDone?.(event.name, result);
         return;
       }

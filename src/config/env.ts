@@ -27,6 +27,8 @@ export interface Config {
   loginFailureWindowSeconds: number;
   /** how often every process sweeps the breaks (due ones end, deferred ones start) */
   breakSweepSeconds: number;
+  /** how often the supervisors' live view (queue.stats, agent.board) is pushed when it changed (ms) */
+  liveViewPushMs: number;
   /** the skill queues file operators edit (reloaded on change) */
   queuesFile: string;
   /** the folder of the IVR files operators edit: lines.yaml, ivr/, prompts/, holidays.yaml (reloaded on change) */
@@ -44,9 +46,20 @@ export interface Config {
     callerId: string;
     ringSeconds: number;
     maxAttempts: number;
+    /** calling hours in Asia/Shanghai (CALLBACK_HOURS, e.g. 08:00-21:00): minutes after local midnight, end exclusive */
+    hours: { startMinute: number; endMinute: number };
+  };
+  /** the ticket system's webhook (POST /api/v1/tickets/events) */
+  tickets: {
+    /** HMAC-SHA256 key of X-Signature (TICKET_WEBHOOK_SECRET) */
+    webhookSecret: string;
+    /** the queue whose agents make the callbacks owed for closed tickets (TICKET_CALLBACK_QUEUE) */
+    callbackQueue: string;
   };
   /** the SMSC (SMPP); the service runs without one, sends fail until it is bound */
   smpp: { url: string; systemId: string; password: string; sourceAddr: string };
+  /** call recordings are deleted (Asterisk's file, the index row marked purged) this many days after they started */
+  recordingRetentionDays: number;
   sms: {
     /** the SMS templates operators edit (reloaded on change) */
     templatesFile: string;
@@ -65,6 +78,7 @@ const DEV_DEFAULTS = {
   HOTLINE_ADMIN_USER: 'admin',
   HOTLINE_ADMIN_PASSWORD: 'admin',
   SMPP_PASSWORD: 'hotline-dev',
+  TICKET_WEBHOOK_SECRET: 'dev-ticket-secret',
 };
 
 function str(env: Env, name: string, fallback: string): string {
@@ -104,6 +118,18 @@ function url(env: Env, name: string, fallback: string, protocols: string[]): str
   return v;
 }
 
+/** 'HH:MM-HH:MM' (local time, start before end, end exclusive; 24:00 allowed as an end) -> minutes after midnight */
+function callingHours(env: Env, name: string, fallback: string): { startMinute: number; endMinute: number } {
+  const v = str(env, name, fallback);
+  const m = /^(\d{2}):(\d{2})-(\d{2}):(\d{2})$/.exec(v.trim());
+  const start = m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
+  const end = m ? Number(m[3]) * 60 + Number(m[4]) : NaN;
+  if (!m || Number(m[2]) > 59 || Number(m[4]) > 59 || !(start >= 0 && start < end && end <= 24 * 60)) {
+    throw new ConfigError(`${name} must be HH:MM-HH:MM with the start before the end (e.g. 08:00-21:00), got "${v}"`);
+  }
+  return { startMinute: start, endMinute: end };
+}
+
 /** hide a password inside a URL before it reaches a message or a log */
 export function redact(u: string): string {
   return u.replace(/\/\/([^:/@]+):([^@]+)@/, '//$1:***@');
@@ -136,6 +162,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     loginMaxFailuresPerAddress: int(env, 'LOGIN_MAX_FAILURES_PER_ADDRESS', 50, 1, 100000),
     loginFailureWindowSeconds: int(env, 'LOGIN_FAILURE_WINDOW_SECONDS', 300, 1, 86400),
     breakSweepSeconds: int(env, 'BREAK_SWEEP_SECONDS', 5, 1, 300),
+    liveViewPushMs: int(env, 'LIVE_VIEW_PUSH_MS', 1000, 200, 60000),
     queuesFile: str(env, 'QUEUES_FILE', 'config/queues.yaml'),
     ivrDir: str(env, 'IVR_DIR', 'config'),
     voicemailMaxSeconds: int(env, 'VOICEMAIL_MAX_SECONDS', 120, 10, 600),
@@ -146,6 +173,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       callerId: str(env, 'CALLBACK_CALLER_ID', '12345'),
       ringSeconds: int(env, 'CALLBACK_RING_SECONDS', 30, 5, 120),
       maxAttempts: int(env, 'CALLBACK_MAX_ATTEMPTS', 3, 1, 10),
+      hours: callingHours(env, 'CALLBACK_HOURS', '08:00-21:00'),
+    },
+    tickets: {
+      webhookSecret: str(env, 'TICKET_WEBHOOK_SECRET', DEV_DEFAULTS.TICKET_WEBHOOK_SECRET),
+      callbackQueue: str(env, 'TICKET_CALLBACK_QUEUE', 'general'),
     },
     smpp: {
       url: url(env, 'SMPP_URL', 'smpp://127.0.0.1:2775', ['smpp:', 'ssmpp:']),
@@ -153,6 +185,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       password: str(env, 'SMPP_PASSWORD', DEV_DEFAULTS.SMPP_PASSWORD),
       sourceAddr: str(env, 'SMS_SOURCE_ADDR', '12345'),
     },
+    recordingRetentionDays: int(env, 'RECORDING_RETENTION_DAYS', 180, 1, 3650),
     sms: {
       templatesFile: str(env, 'SMS_TEMPLATES_FILE', 'config/sms-templates.yaml'),
       bulkMax: int(env, 'SMS_BULK_MAX', 200, 1, SMS_BULK_LIMIT),
@@ -173,6 +206,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     }
     if (config.admin.password.length < 12) throw new ConfigError('HOTLINE_ADMIN_PASSWORD must have at least 12 characters in production');
     if (config.smpp.password === DEV_DEFAULTS.SMPP_PASSWORD) throw new ConfigError('SMPP_PASSWORD must be set in production (the development default is refused)');
+    if (config.tickets.webhookSecret === DEV_DEFAULTS.TICKET_WEBHOOK_SECRET) throw new ConfigError('TICKET_WEBHOOK_SECRET must be set in production (the development default is refused)');
+    if (config.tickets.webhookSecret.length < 16) throw new ConfigError('TICKET_WEBHOOK_SECRET must have at least 16 characters in production');
   }
-  return Object.freeze({ ...config, ari: Object.freeze(config.ari), admin: Object.freeze(config.admin), callback: Object.freeze(config.callback), smpp: Object.freeze(config.smpp), sms: Object.freeze(config.sms) });
+  return Object.freeze({ ...config, ari: Object.freeze(config.ari), admin: Object.freeze(config.admin), callback: Object.freeze({ ...config.callback, hours: Object.freeze(config.callback.hours) }), tickets: Object.freeze(config.tickets), smpp: Object.freeze(config.smpp), sms: Object.freeze(config.sms) });
 }

@@ -48,6 +48,8 @@ export interface CallsTable {
   disposition: Disposition | null;
   end_reason: string | null;
   survey_score: number | null;
+  /** the business category the agent gives the call (migration 0011); null until set */
+  category: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface CallEventsTable {
@@ -69,6 +71,11 @@ export interface CallbacksTable {
   due_at: Timestamp;
   attempts: Generated<number>;
   done_at: NullableTimestamp;
+  /** the closed ticket this callback was created for (migration 0012), unique when set */
+  ticket_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** the ticket's callback deadline: closure + 24 h (DESIGN §4) */
+  deadline_at: NullableTimestamp;
+  idempotency_key: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** one of an agent's skills: a queue asks for a skill, the level (1..9) orders the agents who have it */
@@ -113,6 +120,57 @@ export interface ListEntriesTable {
   expires_at: NullableTimestamp;
   created_at: Generated<Date>;
   created_by: string | null;
+}
+
+export type ListImportStatus = 'staged' | 'applied' | 'rejected';
+export type ListImportMode = 'all-or-nothing' | 'best-effort';
+
+export interface ListImportLine {
+  line: number;
+  value: string;
+  reason: string;
+}
+
+export interface ListImportReportJson {
+  invalid: ListImportLine[];
+  /** numbers an earlier line of the same file had */
+  repeated: ListImportLine[];
+  repeatedCount: number;
+  /** numbers already on the list */
+  listed: ListImportLine[];
+}
+
+/** one bulk import of a list file and its report (migration 0010) */
+export interface ListImportsTable {
+  id: Generated<string>;
+  kind: 'black' | 'white';
+  status: ListImportStatus;
+  mode: ListImportMode;
+  replace: Generated<boolean>;
+  format: string;
+  encoding: string;
+  header: Generated<boolean>;
+  rows: number;
+  added: number;
+  duplicates: number;
+  removed: Generated<number>;
+  invalid_count: number;
+  /** jsonb: the listed lines of the report (capped), written as a JSON string */
+  report: ColumnType<ListImportReportJson, string, string>;
+  created_by: string;
+  created_at: Generated<Date>;
+  applied_by: string | null;
+  applied_at: NullableTimestamp;
+}
+
+/** a validated row of a staged import, until it is applied */
+export interface ListImportRowsTable {
+  import_id: string;
+  line: number;
+  number: string;
+  reason: string;
+  treatment: 'restrict' | 'queue' | 'priority' | 'skip-menu' | null;
+  expires_at: NullableTimestamp;
 }
 
 export type VoicemailStatus = 'recording' | 'saved' | 'empty' | 'failed';
@@ -200,10 +258,71 @@ export interface AuditLogTable {
   hash: string;
 }
 
+export type RecordingStatus = 'recording' | 'saved' | 'failed' | 'purged';
+export type RecordingCallType = 'inbound' | 'outbound' | 'callback' | 'click';
+
+/** a call's recording (migration 0011): Asterisk keeps the file, this row finds it and holds its SHA-256 */
+export interface RecordingsTable {
+  id: Generated<string>;
+  call_id: string;
+  /** Asterisk's stored recording name (the file is <recording dir>/<name>.wav) */
+  name: string;
+  call_type: RecordingCallType;
+  status: Generated<RecordingStatus>;
+  started_at: Timestamp;
+  ended_at: NullableTimestamp;
+  duration_seconds: Numeric;
+  /** bigint comes back from pg as a string */
+  size_bytes: ColumnType<string | null, number | null | undefined, number | null>;
+  sha256: string | null;
+  purged_at: NullableTimestamp;
+  created_at: Generated<Date>;
+}
+
+export type TicketStatus = 'created' | 'dispatched' | 'returned' | 'resolved_first_contact' | 'closed';
+
+/** a ticket as the ticket system reported it (src/tickets), folded from its events by event time */
+export interface TicketsTable {
+  ticket_id: string;
+  /** normalised; null when no callable number was sent */
+  caller_number: string | null;
+  call_id: string | null;
+  unit: string | null;
+  summary: string | null;
+  status: TicketStatus;
+  created_at: NullableTimestamp;
+  dispatched_at: NullableTimestamp;
+  returned_at: NullableTimestamp;
+  resolved_first_contact_at: NullableTimestamp;
+  closed_at: NullableTimestamp;
+  returned_count: Generated<number>;
+  dispatch_count: Generated<number>;
+  /** the callback serving the closure (its own, or a pending one to the same number that it joined) */
+  callback_id: string | null;
+  /** why a closed ticket has no callback: 'blacklisted' | 'no-number' */
+  callback_skipped: string | null;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
+export interface TicketEventsTable {
+  event_id: string;
+  ticket_id: string;
+  type: TicketStatus;
+  at: Timestamp;
+  received_at: Generated<Date>;
+  /** the event as received (jsonb: written as a JSON string) */
+  payload: ColumnType<Record<string, unknown>, string, never>;
+}
+
 export interface Database {
+  tickets: TicketsTable;
+  ticket_events: TicketEventsTable;
+  recordings: RecordingsTable;
   audit_log: AuditLogTable;
   breaks: BreaksTable;
   list_entries: ListEntriesTable;
+  list_imports: ListImportsTable;
+  list_import_rows: ListImportRowsTable;
   users: UsersTable;
   auth_sessions: AuthSessionsTable;
   calls: CallsTable;
@@ -227,3 +346,8 @@ export type VoicemailRow = Selectable<VoicemailsTable>;
 export type MaintenanceRow = Selectable<MaintenanceTable>;
 export type SmsRow = Selectable<SmsMessagesTable>;
 export type AuditLogRow = Selectable<AuditLogTable>;
+export type ListEntryRow = Selectable<ListEntriesTable>;
+export type ListImportRow = Selectable<ListImportsTable>;
+export type RecordingRow = Selectable<RecordingsTable>;
+export type TicketRow = Selectable<TicketsTable>;
+export type TicketEventRow = Selectable<TicketEventsTable>;

@@ -22,6 +22,7 @@ export type LiveEventType =
   | 'break.approved'
   | 'break.rejected'
   | 'break.ended'
+  | 'agent.board'
   | 'monitor.barge'
   | 'callback.overdue'
   | 'ivr.reload'

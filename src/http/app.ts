@@ -40,7 +40,16 @@ import type { IvrStore } from '../ivr/ivr.store.js';
 import { smsRoutes } from '../sms/sms.routes.js';
 import type { AuditLog } from '../audit/audit.js';
 import { auditRoutes } from '../audit/audit.routes.js';
+import { listsRoutes } from '../lists/lists.routes.js';
+import { recordingsRoutes } from '../recordings/recordings.routes.js';
+import type { RecordingsService } from '../recordings/recordings.service.js';
+import { callCategoryRoutes } from '../calls/call-category.routes.js';
+import type { LiveView } from '../supervision/live-view.js';
+import { supervisionRoutes } from '../supervision/supervision.routes.js';
 import type { SmsService } from '../sms/sms.service.js';
+import { ticketsRoutes } from '../tickets/tickets.routes.js';
+import type { TicketsService } from '../tickets/tickets.service.js';
+import { staffingRoutes } from '../kpi/staffing.routes.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -92,6 +101,12 @@ export interface AppDeps {
   clickToCall: ClickToCall;
   /** the supervisors' audit trail (append-only, hash-chained) */
   audit: AuditLog;
+  /** call recordings: index, SHA-256 check, retention (src/recordings/) */
+  recordingsService: RecordingsService;
+  /** the supervisors' live view of queues and agents */
+  liveView: LiveView;
+  /** the ticket system's webhook (POST /api/v1/tickets/events): left out, the route is not served */
+  tickets?: { service: TicketsService; secret: string };
   readiness: Readiness;
   metrics: () => string | Promise<string>;
 }
@@ -145,17 +160,23 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   await app.register(authRoutes, { prefix: '/api/v1/auth', auth: deps.auth, limiter: deps.loginLimiter, desk: deps.desk });
   await app.register(callsRoutes, { prefix: '/api/v1/calls', db: deps.db, guard });
   await app.register(agentsRoutes, { prefix: '/api/v1/agents', agents: deps.agents, guard });
-  await app.register(agentStateRoutes, { prefix: '/api/v1/agents', engine: deps.engine, agentStates: deps.agentStates, guard });
+  await app.register(agentStateRoutes, { prefix: '/api/v1/agents', engine: deps.engine, agentStates: deps.agentStates, audit: deps.audit, guard });
   await app.register(agentDeskRoutes, { prefix: '/api/v1', breaks: deps.breaks, desk: deps.desk, guard });
   await app.register(eventsRoutes, { prefix: '/api/v1/events', events: deps.events, auth: deps.auth, log: deps.log, ...(deps.eventsHub ? { options: deps.eventsHub } : {}) });
   await app.register(queuesRoutes, { prefix: '/api/v1', stats: deps.queueStats, queues: deps.queues, guard });
   await app.register(callbacksRoutes, { prefix: '/api/v1/callbacks', db: deps.db, guard });
   await app.register(voicemailsRoutes, { prefix: '/api/v1/voicemails', db: deps.db, recordings: deps.recordings, guard });
-  await app.register(callControlRoutes, { prefix: '/api/v1/calls', calls: deps.calls, clickToCall: deps.clickToCall, guard });
+  await app.register(callControlRoutes, { prefix: '/api/v1/calls', calls: deps.calls, clickToCall: deps.clickToCall, audit: deps.audit, guard });
+  await app.register(supervisionRoutes, { prefix: '/api/v1', calls: deps.calls, db: deps.db, audit: deps.audit, live: deps.liveView, guard });
   await app.register(ivrRoutes, { prefix: '/api/v1/ivr', ivr: deps.ivr, guard });
   await app.register(maintenanceRoutes, { prefix: '/api/v1/maintenance', maintenance: deps.maintenance, guard });
   await app.register(smsRoutes, { prefix: '/api/v1/sms', sms: deps.sms, guard });
   await app.register(auditRoutes, { prefix: '/api/v1/audit', audit: deps.audit, guard });
+  await app.register(listsRoutes, { prefix: '/api/v1/lists', db: deps.db, audit: deps.audit, guard });
+  await app.register(recordingsRoutes, { prefix: '/api/v1/recordings', db: deps.db, service: deps.recordingsService, audit: deps.audit, guard });
+  await app.register(callCategoryRoutes, { prefix: '/api/v1/calls', db: deps.db, audit: deps.audit, guard });
+  if (deps.tickets) await app.register(ticketsRoutes, { prefix: '/api/v1/tickets', tickets: deps.tickets.service, secret: deps.tickets.secret });
+  await app.register(staffingRoutes, { prefix: '/api/v1/staffing', db: deps.db, guard });
   return app;
 }
 

@@ -24,12 +24,20 @@ export function createKeys(prefix: string) {
     maintenanceChannel: () => `${prefix}:maintenance:changed`,
     /** pub/sub channel of the live events every process's WebSocket hub delivers (src/events/bus.ts) */
     eventsChannel: () => `${prefix}:events`,
+    /** the process that pushes the supervisors' live view this tick (string with a short TTL) */
+    liveViewTick: () => `${prefix}:live:tick`,
 
     // failed sign-ins (src/auth/login-limiter.ts): counters that expire with the window that began at the first failure
     /** failed sign-ins of one user name (string counter with a TTL) */
     loginFailuresUser: (username: string) => `${prefix}:auth:failures:user:${username}`,
     /** failed sign-ins from one client address (string counter with a TTL) */
     loginFailuresAddress: (address: string) => `${prefix}:auth:failures:address:${address}`,
+
+    /** BullMQ's key prefix (src/jobs): every queue's keys are `<prefix>:jobs:<queue>:...` */
+    jobs: () => `${prefix}:jobs`,
+
+    /** the daily recordings retention run (src/recordings/retention.ts): held by the process that runs it (SET NX EX) */
+    recordingsRetentionLock: () => `${prefix}:recordings:retention-lock`,
   };
 }
 export type Keys = ReturnType<typeof createKeys>;
@@ -47,4 +55,11 @@ export const asteriskIds = {
   callbackStandIn: (callbackId: string) => `callback-${callbackId}`,
   /** the stored recording (Asterisk's file name) of a call's voicemail */
   voicemail: (callId: string) => `vm-${callId}`,
+  /** the snoop channel that hears the caller for the call's recording, and the recording's stored name */
+  recordingSnoop: (callId: string) => `${callId}-rec`,
+  callRecording: (callId: string) => `call-${callId}`,
+  /** a supervisor's phone leg, its snoop channel and the bridge joining the two (listen, whisper) */
+  monitorLeg: (callId: string, n: number) => `${callId}-sup-${n}`,
+  monitorSnoop: (callId: string, n: number, m: number) => `${callId}-spy-${n}-${m}`,
+  monitorBridge: (callId: string, n: number) => `monitor-${callId}-${n}`,
 };

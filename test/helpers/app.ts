@@ -19,6 +19,7 @@ import { createDb, ensureDatabase, type Db } from '../../src/db/db.js';
 import type { Role } from '../../src/db/database.js';
 import { buildApp, type App, type AppDeps } from '../../src/http/app.js';
 import { AuditLog } from '../../src/audit/audit.js';
+import { RecordingsService } from '../../src/recordings/recordings.service.js';
 import type { MaintenanceState } from '../../src/maintenance/maintenance.js';
 import { connectRedis, createRedis } from '../../src/redis/client.js';
 import { createKeys, type Keys } from '../../src/redis/keys.js';
@@ -106,7 +107,7 @@ export interface TestApp {
 /** the agent desktop's deps a test may wire (ACD, breaks, desk, live events, the sign-in limiter) */
 export type DeskDeps = Partial<Pick<AppDeps, 'engine' | 'agentStates' | 'queues' | 'queueStats' | 'events' | 'breaks' | 'desk' | 'loginLimiter' | 'eventsHub'>>;
 
-export async function buildTestApp(t: Teardown, infra: TestInfra, deps: { recordings?: Pick<Recordings, 'file'>; maintenance?: MaintenanceState; ivr?: IvrStore; calls?: AppDeps['calls']; sms?: AppDeps['sms']; audit?: AppDeps['audit'] } & DeskDeps): Promise<TestApp> {
+export async function buildTestApp(t: Teardown, infra: TestInfra, deps: { recordings?: Pick<Recordings, 'file'> & Partial<Pick<Recordings, 'delete'>>; recordingsService?: AppDeps['recordingsService']; maintenance?: MaintenanceState; ivr?: IvrStore; calls?: AppDeps['calls']; sms?: AppDeps['sms']; audit?: AppDeps['audit']; liveView?: AppDeps['liveView']; tickets?: AppDeps['tickets'] } & DeskDeps): Promise<TestApp> {
   const auth = createAuthService(infra.db, { tokenTtlHours: 1 });
   const unused = new Proxy({}, { get: (_o, p) => { throw new Error(`test app: ${String(p)} is not wired in this test`); } });
   const app = await buildApp({
@@ -126,12 +127,24 @@ export async function buildTestApp(t: Teardown, infra: TestInfra, deps: { record
     events: deps.events ?? { subscribe: () => () => undefined },
     ...(deps.eventsHub ? { eventsHub: deps.eventsHub } : {}),
     recordings: deps.recordings ?? (unused as AppDeps['recordings']),
+    // call recordings over the same fake Asterisk recordings (the test's own service when it brings one)
+    recordingsService:
+      deps.recordingsService ??
+      new RecordingsService({
+        db: infra.db,
+        ari: { file: (name) => (deps.recordings ?? (unused as Recordings)).file(name), delete: (name) => ((deps.recordings ?? unused) as Recordings).delete(name) },
+        audit: deps.audit ?? new AuditLog(infra.db),
+        log: infra.log,
+        retentionDays: 180,
+      }),
     ivr: deps.ivr ?? (unused as AppDeps['ivr']),
     calls: deps.calls ?? (unused as AppDeps['calls']),
     clickToCall: unused as AppDeps['clickToCall'],
     maintenance: deps.maintenance ?? (unused as AppDeps['maintenance']),
     sms: deps.sms ?? (unused as AppDeps['sms']),
     audit: deps.audit ?? new AuditLog(infra.db),
+    liveView: deps.liveView ?? (unused as AppDeps['liveView']),
+    ...(deps.tickets ? { tickets: deps.tickets } : {}),
     readiness: async () => ({ ari: true, redis: true, postgres: true }),
     metrics: () => '',
   });

@@ -9,6 +9,8 @@ t.test('given an empty environment, then development defaults that reach the loc
   t.equal(c.queuesFile, 'config/queues.yaml');
   t.same(c.smpp, { url: 'smpp://127.0.0.1:2775', systemId: 'hotline', password: 'hotline-dev', sourceAddr: '12345' });
   t.same(c.sms, { templatesFile: 'config/sms-templates.yaml', bulkMax: 200 });
+  t.equal(c.recordingRetentionDays, 180);
+  t.equal(loadConfig({ RECORDING_RETENTION_DAYS: '3650' }).recordingRetentionDays, 3650);
   t.ok(Object.isFrozen(c));
 });
 
@@ -29,6 +31,9 @@ t.test('given a wrong value, then one line naming the variable', async (t) => {
     [{ SMS_SOURCE_ADDR: '12345-6' }, /^SMS_SOURCE_ADDR/],
     [{ SMS_BULK_MAX: '0' }, /^SMS_BULK_MAX must be between 1 and 1000/],
     [{ SMS_BULK_MAX: '1001' }, /^SMS_BULK_MAX must be between 1 and 1000/],
+    [{ RECORDING_RETENTION_DAYS: '0' }, /^RECORDING_RETENTION_DAYS must be between 1 and 3650/],
+    [{ RECORDING_RETENTION_DAYS: '3651' }, /^RECORDING_RETENTION_DAYS must be between 1 and 3650/],
+    [{ RECORDING_RETENTION_DAYS: '90d' }, /^RECORDING_RETENTION_DAYS must be a whole number/],
   ];
   for (const [env, re] of bad) {
     t.throws(() => loadConfig(env), re, JSON.stringify(env));
@@ -46,9 +51,23 @@ t.test('given production, then development secrets are refused', async (t) => {
   t.throws(() => loadConfig({ NODE_ENV: 'production', ARI_PASSWORD: 's3cret-ari' }), /HOTLINE_ADMIN_USER and HOTLINE_ADMIN_PASSWORD/);
   const secrets = { NODE_ENV: 'production', ARI_PASSWORD: 's3cret-ari', HOTLINE_ADMIN_USER: 'ops', HOTLINE_ADMIN_PASSWORD: 'a-long-password!' };
   t.throws(() => loadConfig(secrets), /SMPP_PASSWORD must be set in production/);
-  const ok = loadConfig({ ...secrets, SMPP_PASSWORD: 'smsc-pw' });
+  t.throws(() => loadConfig({ ...secrets, SMPP_PASSWORD: 'smsc-pw' }), /TICKET_WEBHOOK_SECRET must be set in production/);
+  t.throws(() => loadConfig({ ...secrets, SMPP_PASSWORD: 'smsc-pw', TICKET_WEBHOOK_SECRET: 'short' }), /TICKET_WEBHOOK_SECRET must have at least 16/);
+  const ok = loadConfig({ ...secrets, SMPP_PASSWORD: 'smsc-pw', TICKET_WEBHOOK_SECRET: 'a-long-ticket-secret' });
   t.equal(ok.admin.user, 'ops');
   t.equal(ok.smpp.password, 'smsc-pw');
+  t.equal(ok.tickets.webhookSecret, 'a-long-ticket-secret');
+});
+
+t.test('ticket webhook secret and calling hours', async (t) => {
+  const dev = loadConfig({});
+  t.equal(dev.tickets.webhookSecret, 'dev-ticket-secret', 'a development default');
+  t.equal(dev.tickets.callbackQueue, 'general');
+  t.same(dev.callback.hours, { startMinute: 8 * 60, endMinute: 21 * 60 }, 'CALLBACK_HOURS defaults to 08:00-21:00');
+  t.same(loadConfig({ CALLBACK_HOURS: '09:30-24:00' }).callback.hours, { startMinute: 570, endMinute: 1440 });
+  for (const bad of ['21:00-08:00', '8-21', '08:00-08:00', '08:60-21:00', '08:00-25:00']) {
+    t.throws(() => loadConfig({ CALLBACK_HOURS: bad }), /CALLBACK_HOURS must be HH:MM-HH:MM/, bad);
+  }
 });
 
 t.test('a password in a URL never reaches the message', async (t) => {
