@@ -188,7 +188,7 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
   const stopSweeper = startAgentSweeper({ engine, agentStates, queues, redis, keys, log });
   const stopBreaks = breaks.startSweeper(config.breakSweepSeconds * 1000);
   // agent-first outbound calls (callbacks, click-to-call) dial citizens through the trunk, showing the hotline's number
-  const outboundSession = { ari, dialTemplate: config.callback.dial, callerId: config.callback.callerId, citizenRingSeconds: config.callback.ringSeconds, maxAttempts: config.callback.maxAttempts };
+  const outboundSession = { ari, dialTemplate: config.callback.dial, callerId: config.callback.callerId, citizenRingSeconds: config.callback.ringSeconds, maxAttempts: config.callback.maxAttempts, callRecordings: recordingsService };
   const stopDialer = startCallbackDialer({
     engine,
     agentStates,

@@ -22,6 +22,7 @@ import type { CallUpdate } from '../db/database.js';
 import { asteriskIds } from '../redis/keys.js';
 import { retryWrite } from '../shared/retry.js';
 import { Waiters } from '../calls/waiters.js';
+import { CallRecorder, type CallRecordingSink } from '../calls/call-recorder.js';
 import { finishCallback } from './callbacks.repo.js';
 
 export interface CallbackSessionDeps extends Pick<SessionDeps, 'track' | 'untrack' | 'ended'> {
@@ -36,6 +37,8 @@ export interface CallbackSessionDeps extends Pick<SessionDeps, 'track' | 'untrac
   callerId: string;
   citizenRingSeconds: number;
   maxAttempts: number;
+  /** the call is recorded once agent and citizen are connected (src/recordings) */
+  callRecordings?: CallRecordingSink;
 }
 
 export type OutboundJob = { number: string; agentId: string; endpoint: string } & (
@@ -58,6 +61,7 @@ export class CallbackSession implements ChannelOwner {
   private readonly waits = new Waiters();
   private readonly record: CallRecordWriter;
   private bridgeCreated = false;
+  private readonly recorder: CallRecorder;
 
   constructor(
     private readonly deps: CallbackSessionDeps,
@@ -68,11 +72,21 @@ export class CallbackSession implements ChannelOwner {
     this.bridgeId = asteriskIds.callBridge(this.id);
     this.agent = { channelId: asteriskIds.agentLeg(this.id, 1), answered: false, gone: false };
     this.citizen = { channelId: `${this.id}-citizen`, answered: false, gone: false };
+    this.recorder = new CallRecorder(
+      { ari: deps.ari, sink: deps.callRecordings, log: this.log, track: (channelId) => deps.track(channelId, this), event: (type, data) => this.event(type, data) },
+      this.id,
+      job.kind,
+    );
   }
 
   onChannelGone(channelId: string): void {
+    if (this.recorder.owns(channelId)) return;
+    if (channelId === this.citizen.channelId) this.recorder.citizenLeft();
     for (const leg of [this.agent, this.citizen]) if (leg.channelId === channelId) leg.gone = true;
     this.wake();
+  }
+  onSnoopStarted(channelId: string): void {
+    this.recorder.onSnoopStarted(channelId);
   }
   onDtmf(): void {}
   onPlaybackFinished(): void {}
@@ -147,6 +161,7 @@ export class CallbackSession implements ChannelOwner {
       const answeredAt = new Date();
       this.update({ answered_at: answeredAt, wait_seconds: (answeredAt.getTime() - arrivedAt.getTime()) / 1000 });
       this.event('callback.answered', {});
+      this.recorder.start(this.citizen.channelId);
       outcome = 'done';
       await this.waitFor(() => (this.agent.gone || this.citizen.gone ? true : undefined), Number.POSITIVE_INFINITY);
     } catch (err) {
@@ -162,6 +177,7 @@ export class CallbackSession implements ChannelOwner {
 
   private async finish(outcome: 'done' | 'agent_no_answer' | 'citizen_no_answer' | 'failed'): Promise<void> {
     const { ari, agentStates, engine } = this.deps;
+    this.deps.untrack(this.recorder.snoopId);
     for (const leg of [this.agent, this.citizen]) if (!leg.gone) await ignoreGone(ari.channels.hangup(leg.channelId)).catch(() => undefined);
     if (this.bridgeCreated) await ignoreGone(ari.bridges.destroy(this.bridgeId)).catch(() => undefined);
     const job = this.job;

@@ -32,6 +32,7 @@ import { asteriskIds, type Keys } from '../redis/keys.js';
 import { normalizePhone } from '../shared/phone.js';
 import { withTimeout } from '../shared/timeout.js';
 import { Waiters } from './waiters.js';
+import { CallRecorder, type CallRecordingSink } from './call-recorder.js';
 import { CallMonitors, type MonitorMode, type MonitorView, type Supervisor } from '../supervision/monitor.js';
 import { CallRecordWriter } from './call-record.js';
 import { addCallAgent, callerHistory, insertCall, lastAgentOf, type HistoryItem } from './calls.repo.js';
@@ -51,13 +52,6 @@ export interface ChannelOwner {
   onAnswered(channel: ChannelInfo): boolean;
   /** resolves when every record write so far has been tried */
   flushed(): Promise<void>;
-}
-
-/** where call recordings are indexed (src/recordings): told when one starts; the router tells when it ends */
-export interface CallRecordingSink {
-  started(r: { callId: string; name: string; callType: 'inbound' | 'outbound' | 'callback' | 'click'; startedAt: Date }): Promise<unknown>;
-  finished(name: string, r: { endedAt: Date; durationSeconds: number | null }): Promise<unknown>;
-  failed?(name: string, r: { endedAt: Date; cause?: string }): Promise<unknown>;
 }
 
 export interface SessionDeps {
@@ -193,8 +187,7 @@ export class CallSession implements ChannelOwner {
   private readonly record: CallRecordWriter;
   /** supervisors listening, whispering or barged in */
   readonly monitors: CallMonitors;
-  private recordingSnoop: string | null = null;
-  private recordingSnoopUp = false;
+  private readonly recorder: CallRecorder;
 
   constructor(
     private readonly deps: SessionDeps,
@@ -209,6 +202,11 @@ export class CallSession implements ChannelOwner {
     this.bridgeId = asteriskIds.callBridge(this.id);
     this.log = deps.log.child({ callId: this.id, caller: this.caller, dnis: this.dialed, line: this.dialed });
     this.record = new CallRecordWriter(deps.db, this.id, this.log);
+    this.recorder = new CallRecorder(
+      { ari: deps.ari, sink: deps.callRecordings, log: this.log, track: (channelId) => this.deps.track(channelId, this), event: (type, data) => this.event(type, data) },
+      this.id,
+      'inbound',
+    );
     this.monitors = new CallMonitors(
       { ari: deps.ari, ...(deps.events ? { events: deps.events } : {}), log: this.log.child({ module: 'monitor' }), ringSeconds: deps.monitorRingSeconds ?? 30 },
       {
@@ -239,10 +237,11 @@ export class CallSession implements ChannelOwner {
   /** the channel left our application (hung up, or never answered) */
   onChannelGone(channelId: string, cause?: string): void {
     if (this.monitors.onChannelGone(channelId)) return;
-    if (channelId === this.recordingSnoop) return; // the recording ends with the caller; RecordingFinished tells
+    if (this.recorder.owns(channelId)) return; // the recording ends with the caller; RecordingFinished tells
     if (channelId === this.callerChannelId && !this.callerGone) {
       this.callerGone = true;
       this.endedBy ??= 'caller';
+      this.recorder.citizenLeft();
       this.log.info({ cause }, 'caller hung up');
     } else if (this.leg && channelId === this.leg.channelId && !this.leg.gone) {
       this.leg.gone = true;
@@ -261,10 +260,7 @@ export class CallSession implements ChannelOwner {
   /** the agent's phone answered: the originated channel entered Stasis. false when not expected. */
   onSnoopStarted(channelId: string): void {
     if (this.monitors.onSnoopStarted(channelId)) return;
-    if (channelId === this.recordingSnoop) {
-      this.recordingSnoopUp = true;
-      this.wake();
-    }
+    this.recorder.onSnoopStarted(channelId);
   }
 
   onAnswered(channel: ChannelInfo): boolean {
@@ -729,7 +725,7 @@ export class CallSession implements ChannelOwner {
         this.update({ answered_at: this.answeredAt });
       }
       this.persist('add agent', (db) => addCallAgent(db, this.id, agentId));
-      this.startRecording();
+      this.recorder.start(this.callerChannelId);
       this.agentsSeen.push(agentId);
       this.event('agent.answered', { agentId });
       this.deps.events?.publish('call.answered', { callId: this.id, agentId, caller: this.caller, line: this.line }, { agentId });
@@ -977,43 +973,6 @@ export class CallSession implements ChannelOwner {
     await ignoreGone(this.deps.ari.bridges.stopMoh(this.holdBridge()));
     await ignoreGone(this.deps.ari.bridges.removeChannel(this.holdBridge(), [this.callerChannelId]));
     await this.deps.ari.bridges.addChannel(this.bridgeId, [this.callerChannelId]);
-  }
-
-  /**
-   * Recording: a snoop channel hears the caller both ways (what the caller says and everything the caller
-   * hears), so one file covers the call from the agent's answer to its end, through hold, transfers and
-   * conferences. It ends by itself when the caller's channel goes. Never holds up the call.
-   */
-  private startRecording(): void {
-    const sink = this.deps.callRecordings;
-    if (!sink || this.recordingSnoop || this.callerGone) return;
-    const snoopId = asteriskIds.recordingSnoop(this.id);
-    const name = asteriskIds.callRecording(this.id);
-    this.recordingSnoop = snoopId;
-    this.deps.track(snoopId, this);
-    const startedAt = new Date();
-    let indexed = false;
-    void (async () => {
-      try {
-        await this.deps.ari.channels.snoop(this.callerChannelId, { snoopId, spy: 'both', whisper: 'none', appArgs: ['snoop', this.id] });
-        // only a channel in Stasis can be recorded: wait for the snoop's StasisStart
-        const up = await this.waitFor(() => (this.recordingSnoopUp ? true : this.callerGone ? false : undefined), 5000);
-        if (up !== true) {
-          if (this.callerGone) return;
-          throw new Error('the recording snoop did not enter Stasis');
-        }
-        // indexed first: a short call's RecordingFinished must find its row
-        await sink.started({ callId: this.id, name, callType: 'inbound', startedAt });
-        indexed = true;
-        await this.deps.ari.channels.record(snoopId, { name, format: 'wav', maxDurationSeconds: 0, maxSilenceSeconds: 0, beep: false, terminateOn: 'none', ifExists: 'overwrite' });
-        this.event('recording.started', { name });
-      } catch (err) {
-        if (indexed) void sink.failed?.(name, { endedAt: new Date(), cause: (err as Error).message }).catch(() => undefined);
-        if (err instanceof AriGone && this.callerGone) return;
-        this.log.error({ err: (err as Error).message }, 'call recording did not start');
-        this.event('recording.failed', { name, error: (err as Error).message });
-      }
-    })();
   }
 
   /** listen, whisper or barge-in from a supervisor's phone (src/supervision/monitor.ts) */
@@ -1357,6 +1316,7 @@ export class CallSession implements ChannelOwner {
     for (const agentId of new Set(this.agentsSeen)) this.deps.events?.publish('call.ended', { callId: this.id, disposition, by: this.endedBy ?? 'system' }, { agentId });
     this.deps.untrack(this.callerChannelId);
     if (this.leg) this.deps.untrack(this.leg.channelId);
+    this.deps.untrack(this.recorder.snoopId);
     const { redis, keys } = this.deps;
     void redis.multi().del(keys.call(this.id)).srem(keys.liveCalls(), this.id).exec().catch(() => undefined);
     await this.record.flushed();

@@ -287,10 +287,11 @@ export class CallMonitors {
     const wasOn = m.mode !== null;
     m.gone = true;
     this.waits.wake();
-    const steps: Promise<unknown>[] = [ari.channels.hangup(m.legId, 'normal')];
-    if (m.snoopId) steps.push(ari.channels.hangup(m.snoopId, 'normal'));
-    if (m.bridgeCreated) steps.push(ari.bridges.destroy(m.bridgeId));
-    this.log(m).info({ why, bridge: m.bridgeCreated, snoop: m.snoopId }, 'monitor teardown');
+    // gone already is fine (the supervisor hung up, the call ended); anything else is logged
+    const steps: Promise<unknown>[] = [ignoreGone(ari.channels.hangup(m.legId, 'normal'))];
+    if (m.snoopId) steps.push(ignoreGone(ari.channels.hangup(m.snoopId, 'normal')));
+    if (m.bridgeCreated) steps.push(ari.bridges.destroy(m.bridgeId).catch((err) => (err instanceof AriGone ? undefined : Promise.reject(err))));
+    this.log(m).info({ why, mode: m.mode }, 'monitor ended');
     for (const r of await Promise.allSettled(steps)) {
       if (r.status === 'rejected') this.log(m).warn({ err: (r.reason as Error)?.message, type: (r.reason as Error)?.name }, 'monitor cleanup step failed');
     }

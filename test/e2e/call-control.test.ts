@@ -135,6 +135,12 @@ t.test('blind transfer to another agent: A is released, B talks to the caller', 
   t.same(rec.agents, [A.id, B.id], 'both agents took part');
   t.match(events(rec, 'transfer')[0], { mode: 'blind', target: { agent: B.id } });
   await c.done;
+  const recs = await waitFor(async () => {
+    const items = (await getJson(base, `/api/v1/recordings?caller=${c.caller}`, admin)).body.items?.filter((x: any) => x.callId === c.id);
+    return items?.length && items.every((x: any) => x.status === 'saved') ? items : undefined;
+  }, 10_000, 'the recording of the transferred call');
+  t.equal(recs.length, 1, 'one recording for the whole call, through the transfer');
+  t.same(recs[0].agents, [A.id, B.id]);
 });
 
 t.test('blind transfer to a queue: A is released, the caller waits in the new queue and an agent of that queue answers', async (t) => {
@@ -321,6 +327,9 @@ t.test("click-to-call: an outbound agent's phone rings first, then the citizen's
   t.equal(far.succeeded, 1, 'the citizen answered and hung up cleanly');
   t.match(rec, { direction: 'outbound', caller: number, disposition: 'answered', agents: [A.id] });
   t.equal(await stateOf(A.id), 'outbound', 'the agent stays outbound');
+  const recording = await waitFor(async () => (await getJson(base, `/api/v1/recordings?caller=${number}`, admin)).body.items?.find((x: any) => x.callId === r.body.callId && x.status !== 'recording'), 10_000, 'the outbound recording indexed');
+  t.match(recording, { callType: 'click', status: 'saved', agents: [A.id] }, 'an outbound call is recorded too');
+  t.ok(recording.durationSeconds >= 1 && recording.durationSeconds <= 4, `from the citizen's answer to the end (${recording.durationSeconds} s)`);
 });
 
 t.test('nothing is left behind in Asterisk', async (t) => {

@@ -1,0 +1,98 @@
+/**
+ * One recording per call, from the moment an agent and the citizen are connected to the end: a snoop
+ * channel hears the citizen's channel both ways (what the citizen says and everything the citizen hears),
+ * so one file covers hold music, transfers and conferences. It ends by itself when the citizen's channel
+ * goes; the router hands RecordingFinished to the sink (src/recordings), often after the session ended.
+ * Never holds up the call: a failure is logged and put on the call's timeline.
+ */
+import type { Logger } from 'pino';
+import { AriGone, type AriPort } from '../ari/port.js';
+import { asteriskIds } from '../redis/keys.js';
+import { Waiters } from './waiters.js';
+
+/** where call recordings are indexed (src/recordings): told when one starts; the router tells when it ends */
+export interface CallRecordingSink {
+  started(r: { callId: string; name: string; callType: CallType; startedAt: Date }): Promise<unknown>;
+  finished(name: string, r: { endedAt: Date; durationSeconds: number | null }): Promise<unknown>;
+  failed?(name: string, r: { endedAt: Date; cause?: string }): Promise<unknown>;
+}
+
+export type CallType = 'inbound' | 'outbound' | 'callback' | 'click';
+
+export interface CallRecorderDeps {
+  ari: Pick<AriPort, 'channels'>;
+  sink: CallRecordingSink | undefined;
+  log: Logger;
+  /** route the snoop channel's events to the call */
+  track(channelId: string): void;
+  /** a line on the call's timeline */
+  event(type: string, data: Record<string, unknown>): void;
+}
+
+export class CallRecorder {
+  readonly snoopId: string;
+  readonly name: string;
+  private started = false;
+  private snoopUp = false;
+  private citizenGone = false;
+  private readonly waits = new Waiters();
+
+  constructor(
+    private readonly deps: CallRecorderDeps,
+    private readonly callId: string,
+    private readonly callType: CallType,
+  ) {
+    this.snoopId = asteriskIds.recordingSnoop(callId);
+    this.name = asteriskIds.callRecording(callId);
+  }
+
+  /** this channel is the recording's snoop */
+  owns(channelId: string): boolean {
+    return channelId === this.snoopId;
+  }
+
+  /** the snoop entered Stasis (only then can it be recorded) */
+  onSnoopStarted(channelId: string): boolean {
+    if (channelId !== this.snoopId) return false;
+    this.snoopUp = true;
+    this.waits.wake();
+    return true;
+  }
+
+  /** the citizen hung up: nothing more to start */
+  citizenLeft(): void {
+    this.citizenGone = true;
+    this.waits.wake();
+  }
+
+  /** start recording the citizen's channel (once; later calls do nothing) */
+  start(citizenChannelId: string): void {
+    const { sink, ari, log } = this.deps;
+    if (!sink || this.started || this.citizenGone) return;
+    this.started = true;
+    const { snoopId, name } = this;
+    this.deps.track(snoopId);
+    const startedAt = new Date();
+    let indexed = false;
+    void (async () => {
+      try {
+        await ari.channels.snoop(citizenChannelId, { snoopId, spy: 'both', whisper: 'none', appArgs: ['snoop', this.callId] });
+        const up = await this.waits.waitFor(() => (this.snoopUp ? true : this.citizenGone ? false : undefined), 5000);
+        if (up !== true) {
+          if (this.citizenGone) return;
+          throw new Error('the recording snoop did not enter Stasis');
+        }
+        // indexed first: a short call's RecordingFinished must find its row
+        await sink.started({ callId: this.callId, name, callType: this.callType, startedAt });
+        indexed = true;
+        await ari.channels.record(snoopId, { name, format: 'wav', maxDurationSeconds: 0, maxSilenceSeconds: 0, beep: false, terminateOn: 'none', ifExists: 'overwrite' });
+        this.deps.event('recording.started', { name });
+      } catch (err) {
+        if (indexed) void sink.failed?.(name, { endedAt: new Date(), cause: (err as Error).message }).catch(() => undefined);
+        if (err instanceof AriGone && this.citizenGone) return;
+        log.error({ err: (err as Error).message }, 'call recording did not start');
+        this.deps.event('recording.failed', { name, error: (err as Error).message });
+      }
+    })();
+  }
+}
