@@ -841,7 +841,14 @@ export class CallSession implements ChannelOwner {
       if (r !== 'agent') return;
       // the primary agent left a conference: the call goes on with the others
       const other = [...this.extraLegs.values()].find((l) => l.answered && !l.gone && l !== this.consult?.leg);
-      if (!other) return;
+      if (!other) {
+        // the agent hung up its phone: the normal end of a call, the caller hears the satisfaction survey
+        if (!this.callerGone && !this.next && this.lineConfig?.survey && this.lineConfig.surveyAfterAgent) {
+          this.event('survey.after_agent', { agentId: this.leg?.agentId ?? null });
+          this.next = { kind: 'survey' };
+        }
+        return;
+      }
       const left = this.leg!;
       this.extraLegs.delete(other.channelId);
       this.leg = other;
@@ -1230,8 +1237,26 @@ export class CallSession implements ChannelOwner {
     const r = await runFlow(flow, this.callIo(), { holidays: ivr.holidays, language: this.language });
     const score = r.variables.score ?? null;
     this.event('survey', { score, flow: flow.id, path: r.path });
-    if (score !== null) this.update({ survey_score: Number(score) });
+    if (score !== null) this.creditSurvey(Number(score));
     this.endedBy ??= 'system';
+  }
+
+  /** the score goes on the call and to every agent who took part in it (transfers, conference) */
+  private creditSurvey(score: number): void {
+    const scale = this.lineConfig?.surveyScale ?? 3;
+    const satisfied = surveySatisfied(score, scale);
+    const at = new Date();
+    this.update({ survey_score: score, survey_scale: scale, survey_satisfied: satisfied, survey_at: at });
+    const agents = [...new Set(this.agentsSeen)];
+    if (agents.length === 0) return;
+    this.persist('survey credit', (db) =>
+      db
+        .insertInto('survey_results')
+        .values(agents.map((agent_id) => ({ call_id: this.id, agent_id, line: this.line || this.dialed, score, scale, satisfied, at })))
+        .onConflict((oc) => oc.columns(['call_id', 'agent_id']).doUpdateSet((eb) => ({ score: eb.ref('excluded.score'), satisfied: eb.ref('excluded.satisfied'), at: eb.ref('excluded.at') })))
+        .execute(),
+    );
+    this.event('survey.credited', { agents, score, scale, satisfied });
   }
 
   private historyPromise: Promise<[HistoryItem[], Awaited<ReturnType<typeof smsHistoryOf>>]> | null = null;
@@ -1386,3 +1411,7 @@ export class CallSession implements ChannelOwner {
   }
 }
 
+/** 3 levels: 1 satisfied and 2 basically satisfied count as satisfied; 5 levels: 4 and 5 */
+export function surveySatisfied(score: number, scale: 3 | 5): boolean {
+  return scale === 5 ? score >= 4 : score === 1 || score === 2;
+}

@@ -48,6 +48,10 @@ export interface CallsTable {
   disposition: Disposition | null;
   end_reason: string | null;
   survey_score: number | null;
+  /** migration 0013: how the survey key reads (3 or 5 levels), whether it counts as satisfied, when */
+  survey_scale: ColumnType<number | null, number | null | undefined, number | null>;
+  survey_satisfied: ColumnType<boolean | null, boolean | null | undefined, boolean | null>;
+  survey_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   /** the business category the agent gives the call (migration 0011); null until set */
   category: ColumnType<string | null, string | null | undefined, string | null>;
 }
@@ -314,7 +318,19 @@ export interface TicketEventsTable {
   payload: ColumnType<Record<string, unknown>, string, never>;
 }
 
+/** a survey score credited to one agent of the call (migration 0013) */
+export interface SurveyResultsTable {
+  call_id: string;
+  agent_id: string;
+  line: string | null;
+  score: number;
+  scale: number;
+  satisfied: boolean;
+  at: Date;
+}
+
 export interface Database {
+  survey_results: SurveyResultsTable;
   tickets: TicketsTable;
   ticket_events: TicketEventsTable;
   recordings: RecordingsTable;

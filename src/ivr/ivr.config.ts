@@ -19,7 +19,7 @@ const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
 export type IvrNode =
   | { kind: 'play'; prompt: string; next: string }
   | { kind: 'menu'; prompt: string; options: Record<string, string>; timeoutSeconds: number; retries: number; invalidPrompt: string | null; noInput: string }
-  | { kind: 'collect'; prompt: string; minDigits: number; maxDigits: number; timeoutSeconds: number; retries: number; variable: string; next: string; noInput: string }
+  | { kind: 'collect'; prompt: string; minDigits: number; maxDigits: number; timeoutSeconds: number; retries: number; variable: string; next: string; noInput: string; keys: string | null }
   | { kind: 'language'; language: Language; next: string }
   | { kind: 'schedule'; rules: Array<{ days: string[]; from: string; to: string; next: string }>; holiday: string | null; otherwise: string }
   | { kind: 'queue'; queue: string }
@@ -55,6 +55,10 @@ export interface Line {
   maintenance: MaintenanceFlag | null;
   /** the flow of the satisfaction survey at the end of an answered call (null: none) */
   survey: string | null;
+  /** how the survey's key reads: 3 = 1 satisfied, 2 basically satisfied, 3 dissatisfied; 5 = 1..5, 5 best */
+  surveyScale: 3 | 5;
+  /** the caller hears the survey when the agent hangs up its phone (the normal end of a call) */
+  surveyAfterAgent: boolean;
 }
 export interface IvrConfig {
   lines: Map<string, Line>;
@@ -182,7 +186,10 @@ export function loadIvrConfig(configDir: string, queueIds: ReadonlySet<string>):
   if (lsrc && !isMap(lines)) problems.push(`${at(lsrc, [])}: expected lines: {"12345": {...}, ...}`);
   if (lsrc && isMap(lines)) {
     const top = lsrc.doc.toJS() as Record<string, unknown>;
-    for (const k of Object.keys(top)) if (!['lines', 'default', 'maintenance'].includes(k)) problems.push(`${at(lsrc, [k])}: unknown field "${k}" (lines, default, maintenance)`);
+    for (const k of Object.keys(top)) if (!['lines', 'default', 'maintenance', 'surveyAfterAgent'].includes(k)) problems.push(`${at(lsrc, [k])}: unknown field "${k}" (lines, default, maintenance, surveyAfterAgent)`);
+    if (top.surveyAfterAgent !== undefined && typeof top.surveyAfterAgent !== 'boolean') problems.push(`${at(lsrc, ['surveyAfterAgent'])}: surveyAfterAgent is true or false`);
+    // the default of every line that does not say
+    const surveyAfterAgentDefault = top.surveyAfterAgent !== false;
     const maintenance = (v: unknown, p: Array<string | number>): MaintenanceFlag | null => {
       if (v === undefined || v === null) return null;
       const m = (typeof v === 'object' ? v : {}) as Record<string, unknown>;
@@ -212,7 +219,7 @@ export function loadIvrConfig(configDir: string, queueIds: ReadonlySet<string>):
       const line = (l && typeof l === 'object' ? l : {}) as Record<string, unknown>;
       const where = at(lsrc, p);
       if (!/^\d{3,15}$/.test(number)) problems.push(`${where}: line "${number}" must be the dialed number (digits)`);
-      for (const k of Object.keys(line)) if (!['name', 'flow', 'queue', 'blacklist', 'maintenance', 'survey'].includes(k)) problems.push(`${at(lsrc, [...p, k])}: unknown field "${k}"`);
+      for (const k of Object.keys(line)) if (!['name', 'flow', 'queue', 'blacklist', 'maintenance', 'survey', 'surveyScale', 'surveyAfterAgent'].includes(k)) problems.push(`${at(lsrc, [...p, k])}: unknown field "${k}"`);
       if (!isStr(line.flow) || !cfg.flows.has(line.flow) && !flowFiles.includes(`${line.flow}.yaml`)) problems.push(`${at(lsrc, [...p, 'flow'])}: no flow "${String(line.flow)}" in ivr/`);
       if (!isStr(line.queue) || !queueIds.has(line.queue)) problems.push(`${at(lsrc, [...p, 'queue'])}: no queue "${String(line.queue)}" in queues.yaml`);
       const bl = line.blacklist;
@@ -228,7 +235,11 @@ export function loadIvrConfig(configDir: string, queueIds: ReadonlySet<string>):
         blacklist,
         maintenance: maintenance(line.maintenance, [...p, 'maintenance']),
         survey: surveyOf(line.survey, [...p, 'survey']),
+        surveyScale: line.surveyScale === 5 ? 5 : 3,
+        surveyAfterAgent: typeof line.surveyAfterAgent === 'boolean' ? line.surveyAfterAgent : surveyAfterAgentDefault,
       });
+      if (line.surveyScale !== undefined && line.surveyScale !== 3 && line.surveyScale !== 5) problems.push(`${at(lsrc, [...p, 'surveyScale'])}: surveyScale is 3 (satisfied / basically / dissatisfied) or 5 (1..5)`);
+      if (line.surveyAfterAgent !== undefined && typeof line.surveyAfterAgent !== 'boolean') problems.push(`${at(lsrc, [...p, 'surveyAfterAgent'])}: surveyAfterAgent is true or false`);
     }
     // JS objects put integer-like keys first: the file's own order comes from the YAML map
     const firstInFile = lines.items[0] ? String((lines.items[0].key as { value?: unknown })?.value ?? lines.items[0].key) : undefined;
@@ -279,7 +290,7 @@ function checkFlow(src: Src, id: string, cfg: IvrConfig, queueIds: ReadonlySet<s
     const allowed: Record<string, string[]> = {
       play: ['prompt', 'next'],
       menu: ['prompt', 'options', 'timeoutSeconds', 'retries', 'invalidPrompt', 'noInput'],
-      collect: ['prompt', 'minDigits', 'maxDigits', 'timeoutSeconds', 'retries', 'variable', 'next', 'noInput'],
+      collect: ['prompt', 'minDigits', 'maxDigits', 'timeoutSeconds', 'retries', 'variable', 'next', 'noInput', 'keys'],
       language: ['language', 'next'],
       schedule: ['rules', 'holiday', 'otherwise'],
       queue: ['queue'],
@@ -321,6 +332,9 @@ function checkFlow(src: Src, id: string, cfg: IvrConfig, queueIds: ReadonlySet<s
         const maxDigits = int('maxDigits', minDigits, 1, 32);
         if (maxDigits < minDigits) bad([name, 'maxDigits'], 'maxDigits must not be below minDigits');
         if (!isStr(n.variable) || !/^[a-z][a-zA-Z0-9_]{0,31}$/.test(n.variable)) bad([name, 'variable'], 'variable must be a name like ticketNo');
+        // keys: the only digits accepted (a survey's "123"); another key is an invalid entry and asks again
+        const keys = n.keys === undefined ? null : String(n.keys);
+        if (keys !== null && !/^[0-9]{1,10}$/.test(keys)) bad([name, 'keys'], 'keys must be the accepted digits, e.g. "123"');
         nodes.set(name, {
           kind,
           prompt: prompt('prompt'),
@@ -331,6 +345,7 @@ function checkFlow(src: Src, id: string, cfg: IvrConfig, queueIds: ReadonlySet<s
           variable: String(n.variable),
           next: target('next', n.next),
           noInput: target('noInput', n.noInput),
+          keys,
         });
         break;
       }

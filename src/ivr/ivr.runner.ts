@@ -148,7 +148,8 @@ async function collect(node: Extract<IvrNode, { kind: 'collect' }>, io: CallIo, 
     if (r.status === 'hangup') return 'gone';
     if (r.status === 'timeout') continue;
     const digits = r.keys.replace(/#$/, '');
-    if (/^\d+$/.test(digits) && digits.length >= node.minDigits && digits.length <= node.maxDigits) return digits;
+    const allowed = node.keys === null || [...digits].every((d) => node.keys!.includes(d));
+    if (/^\d+$/.test(digits) && digits.length >= node.minDigits && digits.length <= node.maxDigits && allowed) return digits;
     io.step('ivr.invalid_entry', { length: digits.length });
   }
   return 'no-input';

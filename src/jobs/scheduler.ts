@@ -152,6 +152,7 @@ export class JobScheduler {
     if (!this.jobs.has(name)) throw new Error(`schedule "${name}": register the job first`);
     if (!cron.validate(cronExpr)) throw new Error(`schedule "${name}": invalid cron expression "${cronExpr}"`);
     const fire = (at: Date) => {
+      this.log.debug({ job: name, firedAt: at.toISOString() }, 'scheduled fire');
       const data = dataFn ? dataFn(at) : ({} as PayloadOf<N>);
       this.add(name, data, { jobId: fireId(name, at) }, at).catch((err: Error) =>
         this.log.warn({ job: name, firedAt: at.toISOString(), err: redact(err.message) }, 'scheduled job: enqueue failed (another process may have enqueued it)'),

@@ -79,11 +79,12 @@ export function erlangA(callsPerSecond: number, ahtSeconds: number, patienceSeco
   const theta = 1 / patienceSeconds;
   // log of the unnormalised stationary probabilities p_k = p_(k-1)·λ/death(k), kept relative to the largest
   const logs: number[] = [0];
+  const logLambda = Math.log(lambda);
   let log = 0;
   let max = 0;
   for (let k = 1; ; k++) {
     const death = Math.min(k, agents) * mu + Math.max(k - agents, 0) * theta;
-    log += Math.log(lambda) - Math.log(death);
+    log += logLambda - Math.log(death);
     logs.push(log);
     if (log > max) max = log;
     // past the mode (ratio < 1) and negligible next to the largest term: the rest of the tail adds nothing
@@ -176,8 +177,10 @@ export function agentsNeeded(t: StaffingTarget): StaffingResult {
   if (t.callsPerInterval === 0) return evaluateStaffing(t, 0);
   const traffic = (t.callsPerInterval * t.ahtSeconds) / t.intervalSeconds;
   const maxAgents = t.maxAgents ?? 10_000;
-  // Erlang C is only stable above the traffic; a cap on occupancy raises the floor further
-  let n = Math.max(1, t.patienceSeconds === undefined ? Math.floor(traffic) + 1 : 1, t.maxOccupancy ? Math.ceil(traffic / t.maxOccupancy - 1e-9) : 0);
+  // Erlang C is only stable above the traffic; with abandonment, answering a share s of the calls keeps at least
+  // s·A agents busy, so fewer than floor(s·A) cannot do; a cap on occupancy raises the floor further
+  const floor = t.patienceSeconds === undefined ? Math.floor(traffic) + 1 : Math.floor(traffic * t.targetServiceLevel);
+  let n = Math.max(1, floor, t.maxOccupancy ? Math.ceil(traffic / t.maxOccupancy - 1e-9) : 0);
   for (; n <= maxAgents; n++) {
     const r = evaluateStaffing(t, n);
     if (r.serviceLevel >= t.targetServiceLevel && r.averageSpeedOfAnswerSeconds <= t.targetAsaSeconds) return r;

@@ -7,7 +7,7 @@
  * 1-based index of a JSON array, the spreadsheet row of an xlsx.
  */
 import { normalizePhone } from '../shared/phone.js';
-import { readXlsx, XlsxError } from './xlsx.js';
+import { paced, readXlsx, XlsxError } from './xlsx.js';
 
 export type ListKind = 'black' | 'white';
 export type Treatment = 'restrict' | 'queue' | 'priority' | 'skip-menu';
@@ -123,7 +123,10 @@ export function detectSeparator(text: string): string {
  * number). An unclosed quote makes that one line invalid and reading goes on at the next line.
  */
 export function parseCsvRecords(text: string, sep = detectSeparator(text)): RawRecord[] {
-  const out: RawRecord[] = [];
+  return [...csvRecords(text, sep)];
+}
+
+export function* csvRecords(text: string, sep = detectSeparator(text)): Generator<RawRecord> {
   const n = text.length;
   let i = 0;
   let line = 1;
@@ -200,16 +203,15 @@ export function parseCsvRecords(text: string, sep = detectSeparator(text)): RawR
       m.lastIndex = startIdx;
       const eol = m.exec(text);
       const end = eol ? eol.index : n;
-      out.push({ line: startLine, cells: [], raw: text.slice(startIdx, end), error: 'unterminated quoted field' });
+      yield { line: startLine, cells: [], raw: text.slice(startIdx, end), error: 'unterminated quoted field' };
       i = eol ? eol.index + eol[0].length : n;
       line = startLine + 1;
       continue;
     }
     const raw = text.slice(startIdx, i).replace(/(\r\n|\n|\r)$/, '');
     if (cells.every((c) => c.trim() === '')) continue; // an empty line
-    out.push({ line: startLine, cells, raw });
+    yield { line: startLine, cells, raw };
   }
-  return out;
 }
 
 export function parseTextRecords(text: string): RawRecord[] {
@@ -254,9 +256,9 @@ export function parseJsonRecords(text: string): RawRecord[] {
   });
 }
 
-export function parseXlsxRecords(buf: Buffer): RawRecord[] {
+export async function parseXlsxRecords(buf: Buffer): Promise<RawRecord[]> {
   try {
-    return readXlsx(buf).map((r) => ({ line: r.row, cells: r.cells, raw: r.cells.join(',') }));
+    return (await readXlsx(buf)).map((r) => ({ line: r.row, cells: r.cells, raw: r.cells.join(',') }));
   } catch (err) {
     if (err instanceof XlsxError) throw new ImportFileError(err.message);
     throw err;
@@ -385,7 +387,7 @@ export function validateTreatment(kind: ListKind, value: string): { treatment: T
 }
 
 /** records -> valid rows, invalid lines and repeats, in file order */
-export function validateRecords(records: RawRecord[], o: ValidateOptions & { format: ImportFormat; encoding: string; positional?: boolean }): ParsedImport {
+export async function validateRecords(records: RawRecord[], o: ValidateOptions & { format: ImportFormat; encoding: string; positional?: boolean }): Promise<ParsedImport> {
   const layout = layoutOf(records, o.positional ?? false);
   const data = layout.header ? records.slice(1) : records;
   if (data.length > MAX_IMPORT_ROWS) throw new ImportFileError(`the file has ${data.length} rows; at most ${MAX_IMPORT_ROWS} per import`);
@@ -393,7 +395,7 @@ export function validateRecords(records: RawRecord[], o: ValidateOptions & { for
   const invalid: ReportLine[] = [];
   const repeated: ReportLine[] = [];
   const firstLine = new Map<string, number>();
-  for (const r of data) {
+  for await (const r of paced(data)) {
     const bad = (reason: string, value = r.raw) => invalid.push({ line: r.line, value: clip(value.trim()), reason });
     if (r.error) {
       bad(r.error);
@@ -485,19 +487,27 @@ export function formatOf(contentType: string, body: Buffer): ImportFormat {
   return 'csv';
 }
 
-/** read and validate an uploaded file (throws ImportFileError when the file as a whole is unreadable) */
-export function parseImport(body: Buffer, contentType: string, o: ValidateOptions): ParsedImport {
+/**
+ * Read and validate an uploaded file (rejects with ImportFileError when the file as a whole is unreadable).
+ * Long loops pause now and then: an 8 MB file must not hold up the calls this process serves.
+ */
+export async function parseImport(body: Buffer, contentType: string, o: ValidateOptions): Promise<ParsedImport> {
   const format = formatOf(contentType, body);
   const charset = /;\s*charset="?([\w-]+)"?/i.exec(contentType)?.[1];
   let records: RawRecord[];
   let encoding: string;
   if (format === 'xlsx') {
-    records = parseXlsxRecords(body);
+    records = await parseXlsxRecords(body);
     encoding = 'utf-8';
   } else {
     const d = decodeText(body, charset);
     encoding = d.encoding;
-    records = format === 'json' ? parseJsonRecords(d.text) : format === 'text' ? parseTextRecords(d.text) : parseCsvRecords(d.text);
+    if (format === 'csv') {
+      records = [];
+      for await (const r of paced(csvRecords(d.text))) records.push(r);
+    } else {
+      records = format === 'json' ? parseJsonRecords(d.text) : parseTextRecords(d.text);
+    }
   }
   return validateRecords(records, { ...o, format, encoding, positional: format === 'json' || format === 'text' });
 }

@@ -21,6 +21,7 @@ import {
 } from './list-import.js';
 import {
   addEntry,
+  analyzeEntries,
   countEntries,
   dropStagedRows,
   entryPages,
@@ -165,11 +166,19 @@ export interface ListsDeps {
 }
 
 const listName = (kind: ListKind) => `${kind} list`;
+/** rows written at once from which the planner's statistics are refreshed */
+const ANALYZE_AFTER = 5000;
 
 export function createListsService(deps: ListsDeps) {
   const { db, audit } = deps;
   const now = deps.now ?? (() => new Date());
   const limiter = new ImportLimiter(deps.importsPerMinute ?? 10, () => now().getTime());
+
+  async function refreshStats(row: ListImportRow): Promise<void> {
+    if (row.added + row.removed < ANALYZE_AFTER) return;
+    // only an optimisation: a failure (say, a role that may not ANALYZE) leaves it to autovacuum
+    await analyzeEntries(db).catch(() => undefined);
+  }
 
   function requireNumber(given: string): string {
     const number = normalizePhone(given);
@@ -232,7 +241,7 @@ export function createListsService(deps: ListsDeps) {
       const at = now();
       let parsed: ParsedImport;
       try {
-        parsed = parseImport(body, contentType, { kind, defaultReason: o.reason?.trim() || `import ${shanghaiDate(at)}`, now: at });
+        parsed = await parseImport(body, contentType, { kind, defaultReason: o.reason?.trim() || `import ${shanghaiDate(at)}`, now: at });
       } catch (err) {
         if (err instanceof ImportFileError) throw badRequest('invalid-file', err.message);
         throw err;
@@ -287,6 +296,7 @@ export function createListsService(deps: ListsDeps) {
           });
         });
       }
+      if (row.status === 'applied') await refreshStats(row);
       const report = reportOf(row);
       await audit.record({
         ...who,
@@ -330,6 +340,7 @@ export function createListsService(deps: ListsDeps) {
           applied_at: at,
         });
       });
+      await refreshStats(row);
       await audit.record({
         ...who,
         action: 'list.apply',

@@ -9,7 +9,19 @@
  * anything this reader does not understand (zip64, encryption, other compression) is refused with an
  * XlsxError whose message says why.
  */
-import { inflateRawSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { crc32 as nativeCrc32, inflateRaw as inflateRawCb } from 'node:zlib';
+
+const inflateRaw = promisify(inflateRawCb);
+
+/** a pause every `every` items: a big sheet must not stall the process (it also runs the calls) */
+export async function* paced<T>(items: Iterable<T>, every = 2000): AsyncGenerator<T> {
+  let n = 0;
+  for (const item of items) {
+    yield item;
+    if (++n % every === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+}
 
 export class XlsxError extends Error {
   override name = 'XlsxError';
@@ -53,8 +65,9 @@ const CRC_TABLE = (() => {
   return t;
 })();
 
-/** CRC-32 as zip uses it */
+/** CRC-32 as zip uses it (node:zlib's native one where this Node has it: 20.15 and later) */
 export function crc32(buf: Uint8Array): number {
+  if (typeof nativeCrc32 === 'function') return nativeCrc32(buf) >>> 0;
   let c = 0xffffffff;
   for (let i = 0; i < buf.length; i++) c = CRC_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
@@ -118,7 +131,7 @@ class ZipReader {
     return this.entries.has(name);
   }
 
-  text(name: string): string {
+  async text(name: string): Promise<string> {
     const e = this.entries.get(name);
     if (!e) throw new XlsxError(`corrupt .xlsx: ${name} is missing`);
     if (e.flags & 1) throw new XlsxError('encrypted workbooks are not supported');
@@ -128,7 +141,9 @@ class ZipReader {
     const start = lo + 30 + buf.readUInt16LE(lo + 26) + buf.readUInt16LE(lo + 28);
     if (start + e.compressedSize > buf.length) throw new XlsxError(`corrupt .xlsx: ${name} is cut short (truncated upload?)`);
     const data = buf.subarray(start, start + e.compressedSize);
+    // reserved before inflating (in the thread pool), so two entries cannot both pass the check
     if (this.spent + e.size > this.limits.maxTotalBytes) throw new XlsxError(`refused: the workbook unpacks to more than ${this.limits.maxTotalBytes} bytes`);
+    this.spent += e.size;
     let out: Buffer;
     if (e.method === 0) {
       if (e.compressedSize !== e.size) throw new XlsxError(`corrupt .xlsx: ${name} has inconsistent sizes`);
@@ -136,7 +151,7 @@ class ZipReader {
     } else if (e.method === 8) {
       try {
         // never more than the declared size: a header that lies about it is a bomb, not a workbook
-        out = inflateRawSync(data, { maxOutputLength: Math.max(e.size, 1) });
+        out = await inflateRaw(data, { maxOutputLength: Math.max(e.size, 1) });
       } catch (err) {
         const code = (err as { code?: string }).code;
         if (code === 'ERR_BUFFER_TOO_LARGE') throw new XlsxError(`refused: ${name} unpacks to more than its declared ${e.size} bytes (a zip bomb?)`);
@@ -147,7 +162,6 @@ class ZipReader {
       throw new XlsxError(`unsupported zip compression method ${e.method} in ${name}`);
     }
     if (crc32(out) !== e.crc) throw new XlsxError(`corrupt .xlsx: ${name} fails its CRC check`);
-    this.spent += out.length;
     return out.toString('utf8');
   }
 }
@@ -178,9 +192,9 @@ function runsText(xml: string): string {
   return s;
 }
 
-function sharedStrings(xml: string): string[] {
+async function sharedStrings(xml: string): Promise<string[]> {
   const out: string[] = [];
-  for (const m of xml.matchAll(/<(?:\w+:)?si\b[^>]*?(?:\/>|>([\s\S]*?)<\/(?:\w+:)?si>)/g)) out.push(runsText(m[1] ?? ''));
+  for await (const m of paced(xml.matchAll(/<(?:\w+:)?si\b[^>]*?(?:\/>|>([\s\S]*?)<\/(?:\w+:)?si>)/g))) out.push(runsText(m[1] ?? ''));
   return out;
 }
 
@@ -195,13 +209,13 @@ function resolvePart(target: string): string {
   return parts.join('/');
 }
 
-function firstSheetPath(zip: ZipReader): string {
+async function firstSheetPath(zip: ZipReader): Promise<string> {
   if (zip.has('xl/workbook.xml') && zip.has('xl/_rels/workbook.xml.rels')) {
-    const wb = zip.text('xl/workbook.xml');
+    const wb = await zip.text('xl/workbook.xml');
     const sheet = /<(?:\w+:)?sheet\b([^>]*)\/?>/.exec(wb);
     const rid = sheet ? attr(sheet[1]!, 'id') : undefined;
     if (rid) {
-      const rels = zip.text('xl/_rels/workbook.xml.rels');
+      const rels = await zip.text('xl/_rels/workbook.xml.rels');
       for (const m of rels.matchAll(/<(?:\w+:)?Relationship\b([^>]*)\/?>/g)) {
         if (attr(m[1]!, 'Id') === rid) {
           const target = attr(m[1]!, 'Target');
@@ -257,14 +271,14 @@ function cellValue(attrs: string, inner: string, shared: string[]): string {
  * The rows of the workbook's first sheet. Empty rows are absent; trailing empty cells are dropped.
  * Throws XlsxError for anything that is not a readable workbook.
  */
-export function readXlsx(buf: Buffer, limits: XlsxLimits = XLSX_LIMITS): SheetRow[] {
+export async function readXlsx(buf: Buffer, limits: XlsxLimits = XLSX_LIMITS): Promise<SheetRow[]> {
   const zip = new ZipReader(buf, centralDirectory(buf, limits), limits);
-  const sheetPath = firstSheetPath(zip);
-  const shared = zip.has('xl/sharedStrings.xml') ? sharedStrings(zip.text('xl/sharedStrings.xml')) : [];
-  const xml = zip.text(sheetPath);
+  const sheetPath = await firstSheetPath(zip);
+  const shared = zip.has('xl/sharedStrings.xml') ? await sharedStrings(await zip.text('xl/sharedStrings.xml')) : [];
+  const xml = await zip.text(sheetPath);
   const rows: SheetRow[] = [];
   let nextRow = 1;
-  for (const m of xml.matchAll(/<(?:\w+:)?row\b([^>]*?)(?:\/>|>([\s\S]*?)<\/(?:\w+:)?row>)/g)) {
+  for await (const m of paced(xml.matchAll(/<(?:\w+:)?row\b([^>]*?)(?:\/>|>([\s\S]*?)<\/(?:\w+:)?row>)/g), 500)) {
     const rAttr = attr(m[1]!, 'r');
     const row = rAttr && /^\d+$/.test(rAttr) ? Number(rAttr) : nextRow;
     nextRow = row + 1;

@@ -33,7 +33,8 @@ export function writeQueuesFile(yaml: string): string {
 export function ivrDirWithDirectLines(queueIds: string[]): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'hotline-ivr-'));
   cpSync(path.join(import.meta.dirname, '../../config'), dir, { recursive: true });
-  let lines = readFileSync(path.join(dir, 'lines.yaml'), 'utf8');
+  // no survey after the agent hangs up (tests of their own turn it on): callers here end when the agent does
+  let lines = `surveyAfterAgent: false\n${readFileSync(path.join(dir, 'lines.yaml'), 'utf8')}`;
   for (const id of queueIds) {
     writeFileSync(path.join(dir, `ivr/direct-${id}.yaml`), `start: q\nnodes:\n  q: { kind: queue, queue: "${id}" }\n`);
     lines += `  "${id}": { name: test line ${id}, flow: direct-${id}, queue: "${id}" }\n`;

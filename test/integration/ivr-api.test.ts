@@ -26,7 +26,7 @@ const good = readFileSync(mainFile, 'utf8');
 t.test('status: the version in force, every file with its version, no error', async (t) => {
   const r = await api('GET', '/api/v1/ivr/status', tokens.supervisor);
   t.equal(r.status, 200);
-  t.match(r.body, { version: /^[0-9a-f]{12}$/, lines: 8, flows: 8, lastError: null });
+  t.match(r.body, { version: /^[0-9a-f]{12}$/, lines: 8, flows: 9, lastError: null });
   t.ok(r.body.files.some((f: { file: string }) => f.file === 'prompts/ja.yaml'));
   t.equal((await api('GET', '/api/v1/ivr/status', tokens.auditor)).status, 200, 'auditors read it');
   t.equal((await api('GET', '/api/v1/ivr/status', tokens.agent)).status, 403, 'agents do not');
@@ -56,7 +56,7 @@ t.test('npm run ivr:check: exit 0 on the shipped files, exit 1 with file:line pr
   const run = promisify(execFile);
   const tsx = ['--import', 'tsx', path.join(ROOT, 'src/ivr/ivr.check.ts')];
   const shipped = await run(process.execPath, [...tsx, path.join(ROOT, 'config')], { cwd: ROOT });
-  t.match(shipped.stdout, /^ok: 8 lines, 8 flows, prompts \(zh \d+, en \d+/);
+  t.match(shipped.stdout, /^ok: 8 lines, 9 flows, prompts \(zh \d+, en \d+/);
   writeFileSync(mainFile, good.replace('kind: menu', 'kind: menus'));
   const broken = await run(process.execPath, [...tsx, dir], { cwd: ROOT }).then(
     () => null,

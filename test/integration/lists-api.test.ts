@@ -121,8 +121,14 @@ t.test('entries: add, duplicate 409, validation 400 changes nothing, list, filte
   t.equal(gone.body.error.code, 'not-found');
   t.equal((await api('DELETE', '/api/v1/lists/black/entries/abc', tokens.supervisor)).body.error.code, 'invalid-number');
 
-  t.match(await auditRows('list.add'), [{ target: 'black:13800138000', actorRole: undefined, details: { reason: '骚扰坐席', treatment: 'restrict' } }]);
-  t.match(await auditRows('list.remove'), [{ target: 'black:13800138000', actor: /^t-supervisor-/, actor_role: 'supervisor' }]);
+  const adds = await auditRows('list.add');
+  t.match(adds[0], { target: 'black:13800138000', actor: /^t-supervisor-/, actor_role: 'supervisor', address: '127.0.0.1', details: { reason: '骚扰坐席', treatment: 'restrict', expiresAt: null } });
+  t.same(
+    adds.map((a) => a.target),
+    ['black:13800138000', 'white:12345', 'black:13700000000', 'black:13700000001'],
+    'one audit row per entry added, none for refused input',
+  );
+  t.match(await auditRows('list.remove'), [{ target: 'black:13800138000', actor: /^t-supervisor-/, actor_role: 'supervisor', details: { reason: '骚扰坐席' } }]);
   await db.deleteFrom('list_entries').execute();
 });
 

@@ -21,7 +21,7 @@ import { writeXlsx, zip } from '../helpers/xlsx.js';
 const NOW = new Date('2026-03-01T02:00:00.000Z'); // 10:00 in Hainan
 const XLSX = 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
 
-function run(body: Buffer | string, contentType: string, kind: ListKind = 'black'): ParsedImport {
+function run(body: Buffer | string, contentType: string, kind: ListKind = 'black'): Promise<ParsedImport> {
   return parseImport(Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8'), contentType, { kind, defaultReason: 'import 2026-03-01', now: NOW });
 }
 const numbers = (p: ParsedImport) => p.valid.map((r) => r.number);
@@ -41,7 +41,7 @@ t.test('decoding: BOM, strict UTF-8, GB18030 fallback, UTF-16 with BOM', async (
 
 t.test('CSV with a header: columns by name (our export order too), BOM, CRLF, quoted fields, empty lines skipped', async (t) => {
   const file = '\ufeffnumber,reason,treatment,expiresAt,createdAt,createdBy\r\n' + '13800138000,"spam, at night",restrict,2027-01-31,2026-01-01T10:00:00+08:00,admin\r\n' + '\r\n' + '  +86 139-0000-0001 , "he said ""hi""" ,queue,,,\r\n' + '0898-66668888,,,2027-01-31T18:00:00+08:00,,\r\n';
-  const p = run(file, 'text/csv');
+  const p = await run(file, 'text/csv');
   t.equal(p.header, true);
   t.equal(p.encoding, 'utf-8-bom');
   t.equal(p.rows, 3, 'the header and the empty line are not rows');
@@ -54,17 +54,17 @@ t.test('CSV with a header: columns by name (our export order too), BOM, CRLF, qu
 });
 
 t.test('CSV without a header: number[,reason[,expiresAt[,treatment]]], ; and TAB separators', async (t) => {
-  const comma = run('13800138000\n13800138001,reason one\n13800138002,reason two,2027-06-30,queue\n', 'text/csv');
+  const comma = await run('13800138000\n13800138001,reason one\n13800138002,reason two,2027-06-30,queue\n', 'text/csv');
   t.equal(comma.header, false);
   t.same(numbers(comma), ['13800138000', '13800138001', '13800138002']);
   t.match(comma.valid[2], { line: 3, reason: 'reason two', treatment: 'queue' });
   t.equal(detectSeparator('13800138000;a,b;2027-01-01\n'), ';');
-  const semi = run('13800138000;a, b;2027-01-01;restrict\n', 'text/csv');
+  const semi = await run('13800138000;a, b;2027-01-01;restrict\n', 'text/csv');
   t.match(semi.valid[0], { reason: 'a, b', treatment: 'restrict' });
-  const tab = run('电话\t备注\n13800138000\t投诉骚扰\n', 'text/tab-separated-values');
+  const tab = await run('电话\t备注\n13800138000\t投诉骚扰\n', 'text/tab-separated-values');
   t.equal(tab.header, true, 'a Chinese header');
   t.match(tab.valid[0], { line: 2, number: '13800138000', reason: '投诉骚扰' });
-  const multi = run('13800138000,"line one\nline two"\n13800138001,x\n', 'text/csv');
+  const multi = await run('13800138000,"line one\nline two"\n13800138001,x\n', 'text/csv');
   t.same(
     multi.valid.map((r) => [r.line, r.reason]),
     [
@@ -77,7 +77,7 @@ t.test('CSV without a header: number[,reason[,expiresAt[,treatment]]], ; and TAB
 
 t.test('GBK-encoded CSV (Excel on Chinese Windows) is read as GB18030 and says so', async (t) => {
   const file = Buffer.concat([GBK_HEADER, Buffer.from('\r\n13800138000,'), GBK_REASON, Buffer.from('\r\n')]);
-  const p = run(file, 'text/csv');
+  const p = await run(file, 'text/csv');
   t.equal(p.encoding, 'gb18030');
   t.equal(p.header, true);
   t.same(p.valid, [{ line: 2, number: '13800138000', reason: '骚扰电话', treatment: null, expiresAt: null }]);
@@ -106,7 +106,7 @@ t.test('bad rows are reported with their line numbers; repeats are duplicates, n
     '   ', // 19 (skipped)
     '12', // 20 too short
   ].join('\r\n');
-  const p = run(file, 'text/csv');
+  const p = await run(file, 'text/csv');
   t.same(numbers(p), ['13800138000', '13800138009']);
   t.same(badLines(p), [3, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 20]);
   const why = Object.fromEntries(p.invalid.map((r) => [r.line, r.reason]));
@@ -132,22 +132,22 @@ t.test('bad rows are reported with their line numbers; repeats are duplicates, n
 t.test('protected numbers: refused on the black list only', async (t) => {
   for (const n of ['110', '119', '120', '122', '12345', '12333', '12329', '12367', '95198', '4009513513', '089812345']) t.ok(protectedReason(n), n);
   for (const n of ['13800138000', '11000', '0898110110']) t.equal(protectedReason(n), null, n);
-  const white = run('12345\n110,liaison\n', 'text/csv', 'white');
+  const white = await run('12345\n110,liaison\n', 'text/csv', 'white');
   t.same(numbers(white), ['12345', '110'], 'a whitelisted service number is fine');
-  t.same(badLines(run('12345\n', 'text/plain')), [1]);
+  t.same(badLines(await run('12345\n', 'text/plain')), [1]);
 });
 
 t.test('formula cells: = and @ always, + and - unless a number follows; our own export guard is taken off', async (t) => {
   for (const s of ['=1+2', '=cmd', '@SUM(A1)', '+cmd', '-2+3+cmd', '+ x', '-x']) t.ok(looksLikeFormula(s), s);
   for (const s of ['+86 138 0013 8000', '-', '13800138000', 'spam', '(0898) 6666-8888', '']) t.notOk(looksLikeFormula(s), s);
-  const p = run("number,reason\n'+14155550100,'-- a note\n", 'text/csv');
+  const p = await run("number,reason\n'+14155550100,'-- a note\n", 'text/csv');
   t.same(p.invalid, [{ line: 2, value: '-- a note', reason: '"-- a note" looks like a spreadsheet formula' }], "the ' guard of our export comes off, the rest is judged as is");
-  const q = run("'+14155550100,plain\n", 'text/csv');
+  const q = await run("'+14155550100,plain\n", 'text/csv');
   t.same(numbers(q), ['+14155550100'], 'an exported foreign number reads back');
 });
 
 t.test('plain text: one number per line, BOM, CRLF, spaces, empty lines', async (t) => {
-  const p = run('\ufeff13800138000\r\n\r\n  139 0000 0001  \r\n+86 (0898) 6666 8888\r\nnot a number\r\n13800138000\r\n', 'text/plain');
+  const p = await run('\ufeff13800138000\r\n\r\n  139 0000 0001  \r\n+86 (0898) 6666 8888\r\nnot a number\r\n13800138000\r\n', 'text/plain');
   t.equal(p.format, 'text');
   t.equal(p.header, false, 'plain text has no header');
   t.same(numbers(p), ['13800138000', '13900000001', '089866668888']);
@@ -159,7 +159,7 @@ t.test('plain text: one number per line, BOM, CRLF, spaces, empty lines', async 
 });
 
 t.test('JSON: strings or objects, line = the 1-based array index', async (t) => {
-  const p = run(
+  const p = await run(
     JSON.stringify([
       '13800138000',
       { number: '13800138001', reason: '骚扰', treatment: 'queue', expiresAt: '2027-01-01T00:00:00Z' },
@@ -180,9 +180,9 @@ t.test('JSON: strings or objects, line = the 1-based array index', async (t) => 
   t.match(p.invalid[0]!.reason, /unknown field colour/);
   t.match(p.invalid[3]!.reason, /expected a number/);
   t.match(p.invalid[4]!.reason, /does not fit the black list/);
-  t.throws(() => run('{"number":"1"}', 'application/json'), ImportFileError, 'not an array');
-  t.throws(() => run('[1,', 'application/json'), { name: 'ImportFileError', message: /not JSON/ });
-  t.same(numbers(run('\ufeff["13800138000"]', 'application/json')), ['13800138000'], 'a BOM before JSON');
+  await t.rejects(run('{"number":"1"}', 'application/json'), ImportFileError, 'not an array');
+  await t.rejects(run('[1,', 'application/json'), { name: 'ImportFileError', message: /not JSON/ });
+  t.same(numbers(await run('\ufeff["13800138000"]', 'application/json')), ['13800138000'], 'a BOM before JSON');
 });
 
 t.test('expiry formats: ISO with a zone, Shanghai wall time, a date until its end, an Excel serial', async (t) => {
@@ -211,7 +211,7 @@ t.test('xlsx from the test writer: shared strings, rich text, inline strings, nu
     ],
     { otherSheet: [['the second sheet: never read']] },
   );
-  const p = run(book, XLSX);
+  const p = await run(book, XLSX);
   t.equal(p.format, 'xlsx');
   t.equal(p.header, true);
   t.same(p.valid, [
@@ -225,40 +225,39 @@ t.test('xlsx from the test writer: shared strings, rich text, inline strings, nu
     p.repeated.map((r) => r.line),
     [8],
   );
-  const inline = run(writeXlsx([[13800138000, 'a'], ['13800138001', 'b']], { sharedStrings: false, deflate: false }), 'application/octet-stream');
+  const inline = await run(writeXlsx([[13800138000, 'a'], ['13800138001', 'b']], { sharedStrings: false, deflate: false }), 'application/octet-stream');
   t.same(numbers(inline), ['13800138000', '13800138001'], 'inline strings, stored entries, sniffed from octet-stream');
   t.same(
-    readXlsx(writeXlsx([[1, 'x']])).map((r) => r.cells),
+    (await readXlsx(writeXlsx([[1, 'x']]))).map((r) => r.cells),
     [['1', 'x']],
   );
 });
 
 t.test('hostile or broken xlsx is refused with a clear error', async (t) => {
   const good = writeXlsx([[13800138000]]);
-  t.throws(() => readXlsx(Buffer.from('not a zip at all, just text')), { name: 'XlsxError', message: /not an .xlsx/ });
-  t.throws(() => readXlsx(good.subarray(0, good.length - 30)), { name: 'XlsxError', message: /corrupt/ }, 'truncated');
+  await t.rejects(readXlsx(Buffer.from('not a zip at all, just text')), { name: 'XlsxError', message: /not an .xlsx/ });
+  await t.rejects(readXlsx(good.subarray(0, good.length - 30)), { name: 'XlsxError', message: /corrupt/ }, 'truncated');
   const flipped = Buffer.from(good);
   const at = flipped.indexOf('xl/worksheets/sheet1.xml') + 'xl/worksheets/sheet1.xml'.length + 5;
   flipped[at] = flipped[at]! ^ 0xff;
-  t.throws(() => readXlsx(flipped), { name: 'XlsxError', message: /corrupt .xlsx: xl\/worksheets\/sheet1.xml/ }, 'a flipped byte in the sheet');
-  t.throws(
-    () => readXlsx(zip([{ name: 'xl/worksheets/sheet1.xml', data: '<worksheet/>', crc: 12345 }])),
+  await t.rejects(readXlsx(flipped), { name: 'XlsxError', message: /corrupt .xlsx: xl\/worksheets\/sheet1.xml/ }, 'a flipped byte in the sheet');
+  await t.rejects(readXlsx(zip([{ name: 'xl/worksheets/sheet1.xml', data: '<worksheet/>', crc: 12345 }])),
     { message: /CRC/ },
   );
   // a zip bomb that admits it: 2 GB declared
   const admitted = zip([{ name: 'xl/worksheets/sheet1.xml', data: '<worksheet/>', method: 0 }]);
   admitted.writeUInt32LE(0x7fffffff, admitted.length - 22 - 46 - 'xl/worksheets/sheet1.xml'.length + 24);
-  t.throws(() => readXlsx(admitted), { name: 'XlsxError', message: /refused: the workbook would unpack to 2147483647 bytes/ });
+  await t.rejects(readXlsx(admitted), { name: 'XlsxError', message: /refused: the workbook would unpack to 2147483647 bytes/ });
   // a zip bomb that lies: 40 MB of zeros declared as 1 KB
   const bomb = zip([{ name: 'xl/worksheets/sheet1.xml', data: Buffer.alloc(40 * 1024 * 1024, 0x20), declaredSize: 1024 }]);
   t.ok(bomb.length < 100 * 1024, `the bomb is small (${bomb.length} bytes)`);
-  t.throws(() => readXlsx(bomb), { name: 'XlsxError', message: /unpacks to more than its declared 1024 bytes/ });
+  await t.rejects(readXlsx(bomb), { name: 'XlsxError', message: /unpacks to more than its declared 1024 bytes/ });
   const many = zip(Array.from({ length: XLSX_LIMITS.maxEntries + 1 }, (_v, i) => ({ name: `f${i}.xml`, data: '', method: 0 as const })));
-  t.throws(() => readXlsx(many), { message: new RegExp(`${XLSX_LIMITS.maxEntries + 1} entries`) });
-  t.throws(() => readXlsx(good, { ...XLSX_LIMITS, maxTotalBytes: 100 }), { message: /refused/ }, 'the total cap');
-  t.throws(() => readXlsx(zip([{ name: 'docProps/app.xml', data: '<x/>' }])), { message: /no worksheet/ });
-  t.throws(() => run(Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]), 'application/vnd.ms-excel'), { name: 'ImportFileError', message: /legacy .xls/ });
-  t.throws(() => run(bomb, XLSX), { name: 'ImportFileError', message: /zip bomb/ }, 'the importer passes the reason on');
+  await t.rejects(readXlsx(many), { message: new RegExp(`${XLSX_LIMITS.maxEntries + 1} entries`) });
+  await t.rejects(readXlsx(good, { ...XLSX_LIMITS, maxTotalBytes: 100 }), { message: /refused/ }, 'the total cap');
+  await t.rejects(readXlsx(zip([{ name: 'docProps/app.xml', data: '<x/>' }])), { message: /no worksheet/ });
+  await t.rejects(run(Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]), 'application/vnd.ms-excel'), { name: 'ImportFileError', message: /legacy .xls/ });
+  await t.rejects(run(bomb, XLSX), { name: 'ImportFileError', message: /zip bomb/ }, 'the importer passes the reason on');
   t.equal(crc32(Buffer.from('123456789')), 0xcbf43926, 'CRC-32 check value');
 });
 
@@ -281,4 +280,18 @@ t.test('the import limiter: N a minute per user', async (t) => {
   l.take('b');
   clock = 60_001;
   l.take('a');
+});
+
+t.test('a big file does not stall the process: parsing pauses for other work now and then', async (t) => {
+  const lines: string[] = [];
+  for (let i = 0; i < 60_000; i++) lines.push(`13${String(i).padStart(9, '0')},reason ${i}`);
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 1);
+  t.teardown(() => clearInterval(timer));
+  const csv = await run(lines.join('\n'), 'text/csv');
+  const book = await run(writeXlsx(lines.slice(0, 20_000).map((l) => l.split(','))), XLSX);
+  clearInterval(timer);
+  t.equal(csv.valid.length, 60_000);
+  t.equal(book.valid.length, 20_000);
+  t.ok(ticks >= 10, `timers ran ${ticks} times while parsing`);
 });
