@@ -21,7 +21,8 @@ class DirectoryProvider implements MigrationProvider {
 
 /** Run every pending migration; throws with the name of the one that failed. Kysely locks, so two processes may race. */
 export async function migrateToLatest(db: Kysely<any>, dir = MIGRATIONS_DIR): Promise<string[]> {
-  const migrator = new Migrator({ db, provider: new DirectoryProvider(dir) });
+  // unordered: migrations written on parallel branches land in any order (each file is independent)
+  const migrator = new Migrator({ db, provider: new DirectoryProvider(dir), allowUnorderedMigrations: true });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error) {
