@@ -31,6 +31,8 @@ import { AuditLog } from './audit/audit.js';
 import { RecordingsService } from './recordings/recordings.service.js';
 import { createRecordingRetention } from './recordings/retention.js';
 import { LiveView } from './supervision/live-view.js';
+import { WallboardService } from './wallboard/wallboard.service.js';
+import { AudioTickets } from './recordings/audio-tickets.js';
 import { createIvrStore } from './ivr/ivr.store.js';
 import { createEventBus } from './events/bus.js';
 import { createClickToCall } from './calls/click-to-call.js';
@@ -41,6 +43,7 @@ import { SmppGateway } from './sms/smpp-gateway.js';
 import { createSmsTemplates } from './sms/sms-templates.js';
 import { createSmsService } from './sms/sms.service.js';
 import { JobScheduler } from './jobs/scheduler.js';
+import { registerTicketCallbacks } from './callbacks/ticket-callbacks.js';
 import { createTicketsService } from './tickets/tickets.service.js';
 
 export interface Service {
@@ -211,10 +214,28 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
   recordingsRetention.start();
   const liveView = new LiveView({ db, engine, queueStats, redis, keys, events, log: log.child({ module: 'live-view' }), intervalMs: config.liveViewPushMs });
   liveView.start();
+  // the floor's video wall (GET /api/v1/wallboard, /wallboard) and the console's audio URLs
+  const wallboard = new WallboardService({ db, engine, queues, queueStats, redis, keys, thresholds: { amberSeconds: config.wallboard.amberSeconds, redSeconds: config.wallboard.redSeconds } });
+  const audioTickets = new AudioTickets({ redis, keys, db });
   // the ticket system's webhook (POST /api/v1/tickets/events): a closed ticket owes the citizen a callback within 24 h
-  const tickets = createTicketsService({ db, log, callingHours: config.callback.hours, callbackQueue: config.tickets.callbackQueue });
+  const tickets = createTicketsService({ db, log, callingHours: config.callback.hours, callbackQueue: config.tickets.callbackQueue, deadlineMs: config.callback.deadlineSeconds * 1000 });
+  // ...and the jobs that call citizens back about closed tickets (automated, or through an agent of the queue)
+  registerTicketCallbacks({
+    db,
+    jobs,
+    router: calls,
+    engine,
+    queues,
+    events,
+    log,
+    session: { ari, ivr, dialTemplate: config.callback.dial, callerId: config.callback.callerId, ringSeconds: config.callback.ringSeconds, callRecordings: recordingsService },
+    callingHours: config.callback.hours,
+    retrySeconds: config.callback.retrySeconds,
+    overdueAlertSeconds: config.callback.overdueAlertSeconds,
+    sweepSeconds: config.callback.sweepSeconds,
+  });
   await jobs.start();
-  const app = await buildApp({ audit, liveView, log, db, auth, engine, agentStates, agents, queues, queueStats, readiness, metrics: metrics.render, recordings: ari.recordings, recordingsService, maintenance, ivr, calls, clickToCall, sms, events, breaks, desk, loginLimiter, tickets: { service: tickets, secret: config.tickets.webhookSecret } });
+  const app = await buildApp({ audit, liveView, log, db, auth, engine, agentStates, agents, queues, queueStats, readiness, metrics: metrics.render, recordings: ari.recordings, recordingsService, maintenance, ivr, calls, clickToCall, sms, events, breaks, desk, loginLimiter, tickets: { service: tickets, secret: config.tickets.webhookSecret }, wallboard: { service: wallboard, key: config.wallboard.key }, audioTickets });
   const url = await app.listen({ host: config.host, port: config.port });
   log.info({ url, ariApp: config.ari.app, startupMs: Date.now() - started }, 'hotline control plane ready');
 

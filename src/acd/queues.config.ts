@@ -36,6 +36,8 @@ const Tunables = {
   announceEverySeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
   moh: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}$' })),
   maxWait: Type.Optional(MaxWait),
+  /** who calls citizens back about their closed tickets: an automated call (summary + survey) or an agent in outbound mode */
+  ticketCallbacks: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('agent')])),
 };
 const QueueSchema = Type.Object(
   {
@@ -69,6 +71,8 @@ export interface QueueConfig {
   maxWait: { seconds: number; action: 'callback' | 'hangup' };
   /** after afterSeconds of waiting the caller is offered to press key and be called back, keeping its place; null = never */
   callbackOffer: { afterSeconds: number; key: string } | null;
+  /** closed tickets' callbacks of this queue: `auto` (an automated call plays the summary and the survey) or `agent` */
+  ticketCallbacks: 'auto' | 'agent';
 }
 
 export class QueuesConfigError extends Error {
@@ -116,6 +120,7 @@ export function parseQueues(text: string): Map<string, QueueConfig> {
       overflow: q.overflow ?? null,
       maxWait: q.maxWait ?? defaults.maxWait,
       callbackOffer: q.callbackOffer !== undefined ? q.callbackOffer : (defaults.callbackOffer ?? null),
+      ticketCallbacks: q.ticketCallbacks ?? defaults.ticketCallbacks ?? 'auto',
     });
   }
   for (const q of out.values()) {

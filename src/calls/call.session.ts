@@ -23,7 +23,7 @@ import { estimateWaitSeconds } from '../acd/estimate.js';
 import { requestCallback } from '../callbacks/callbacks.repo.js';
 import { standingOf } from '../lists/lists.repo.js';
 import type { IvrConfig, Language, Line } from '../ivr/ivr.config.js';
-import { runFlow, type CallIo, type KeyResult } from '../ivr/ivr.runner.js';
+import { runFlow } from '../ivr/ivr.runner.js';
 import type { EventBus } from '../events/bus.js';
 import type { IvrStore } from '../ivr/ivr.store.js';
 import { finishVoicemail, startVoicemail } from '../voicemail/voicemails.repo.js';
@@ -32,6 +32,7 @@ import { asteriskIds, type Keys } from '../redis/keys.js';
 import { normalizePhone } from '../shared/phone.js';
 import { withTimeout } from '../shared/timeout.js';
 import { Waiters } from './waiters.js';
+import { ChannelIo } from './channel-io.js';
 import { CallRecorder, type CallRecordingSink } from './call-recorder.js';
 import { CallMonitors, type MonitorMode, type MonitorView, type Supervisor } from '../supervision/monitor.js';
 import { CallRecordWriter } from './call-record.js';
@@ -89,7 +90,6 @@ export interface MaintenanceView {
   effective(line: string): { source: string; scope: string; message: string | null; allowVoicemail: boolean } | null;
 }
 
-const PROMPT_MAX_MS = 60_000;
 /** a voicemail shorter than this is recorded as empty (the caller hung up at the tone) */
 const VOICEMAIL_MIN_SECONDS = 1;
 const TRANSFER_RING_SECONDS = 30;
@@ -100,7 +100,6 @@ const LIST_LOOKUP_MS = 1500;
 const QUEUE_POLL_MS = 1000;
 const LIVE_TTL_S = 6 * 3600;
 
-type PromptResult = { status: 'matched'; digit: string } | { status: 'timeout' } | { status: 'hangup' } | { status: 'failed' };
 
 /** what happens to the caller after the agent's part (transfers, survey) */
 type FollowUp =
@@ -144,9 +143,6 @@ export class CallSession implements ChannelOwner {
   private readonly bridgeId: string;
   private callerGone = false;
   private endedBy: 'caller' | 'agent' | 'supervisor' | 'system' | null = null;
-  private readonly digits: string[] = [];
-  private readonly finishedPlaybacks = new Set<string>();
-  private playbackSeq = 0;
   private agentAttempt = 0;
   private leg: AgentLeg | null = null;
   private answeredAt: Date | null = null;
@@ -188,6 +184,8 @@ export class CallSession implements ChannelOwner {
   /** supervisors listening, whispering or barged in */
   readonly monitors: CallMonitors;
   private readonly recorder: CallRecorder;
+  /** prompts and keys on the caller's channel */
+  private readonly io: ChannelIo;
 
   constructor(
     private readonly deps: SessionDeps,
@@ -202,6 +200,7 @@ export class CallSession implements ChannelOwner {
     this.bridgeId = asteriskIds.callBridge(this.id);
     this.log = deps.log.child({ callId: this.id, caller: this.caller, dnis: this.dialed, line: this.dialed });
     this.record = new CallRecordWriter(deps.db, this.id, this.log);
+    this.io = new ChannelIo({ ari: deps.ari, callId: this.id, channelId: this.callerChannelId, waits: this.waits, gone: () => this.callerGone, log: this.log });
     this.recorder = new CallRecorder(
       { ari: deps.ari, sink: deps.callRecordings, log: this.log, track: (channelId) => this.deps.track(channelId, this), event: (type, data) => this.event(type, data) },
       this.id,
@@ -225,13 +224,11 @@ export class CallSession implements ChannelOwner {
   // ---- inputs from the router -------------------------------------------------------------
 
   onDtmf(digit: string): void {
-    this.digits.push(digit);
-    this.wake();
+    this.io.onDtmf(digit);
   }
 
   onPlaybackFinished(playbackId: string): void {
-    this.finishedPlaybacks.add(playbackId);
-    this.wake();
+    this.io.onPlaybackFinished(playbackId);
   }
 
   /** the channel left our application (hung up, or never answered) */
@@ -335,7 +332,7 @@ export class CallSession implements ChannelOwner {
       this.event('list.black', { reason: standing.black.reason, treatment, ...(treatment === 'queue' ? { queue } : {}) });
       if (treatment === 'restrict' || !this.deps.queues.get(queue)) {
         this.outcome = 'restricted';
-        await this.playToEnd(this.sound('restricted'));
+        await this.io.playToEnd(this.sound('restricted'));
         this.endedBy ??= 'system';
         return;
       }
@@ -358,7 +355,7 @@ export class CallSession implements ChannelOwner {
       this.move('ivr');
       const flow = ivr.flows.get(line.flow)!;
       this.event('ivr.started', { line: line.number, flow: flow.id, version: ivr.version });
-      const r = await runFlow(flow, this.callIo(), { holidays: ivr.holidays });
+      const r = await runFlow(flow, this.io.callIo((type, data) => this.event(type, data)), { holidays: ivr.holidays });
       this.ivrPath = r.path;
       this.ivrVariables = r.variables;
       if (r.language !== this.language) {
@@ -396,31 +393,6 @@ export class CallSession implements ChannelOwner {
     await this.followUp();
   }
 
-  /** the IVR's view of this call: prompts in a language, keys with barge-in */
-  private callIo(): CallIo {
-    return {
-      ask: (prompt, language, opts) => this.readKeys(`sound:hotline/${language}/${prompt}`, opts.maxKeys, opts.timeoutMs),
-      // a key stops a play node's prompt too and is kept for the next menu (type-ahead)
-      play: (prompt, language) => this.playToEnd(`sound:hotline/${language}/${prompt}`, { bargeIn: true }),
-      step: (type, data) => this.event(type, data),
-    };
-  }
-
-  /** play a prompt a key interrupts, then read up to maxKeys keys (`#` ends early; timeoutMs between keys) */
-  private async readKeys(media: string, maxKeys: number, timeoutMs: number): Promise<KeyResult> {
-    const first = await this.prompt(media, timeoutMs);
-    if (first.status === 'hangup') return { status: 'hangup' };
-    if (first.status !== 'matched') return { status: 'timeout' };
-    let keys = first.digit;
-    while (keys.length < maxKeys && !keys.endsWith('#')) {
-      const r = await this.waitFor(() => (this.callerGone ? 'hangup' : this.digits.length > 0 ? 'digit' : undefined), timeoutMs);
-      if (r === 'hangup') return { status: 'hangup' };
-      if (r === 'timeout') break;
-      keys += this.digits.shift()!;
-    }
-    return { status: 'keys', keys };
-  }
-
   /** a prompt in the caller's language */
   private sound(prompt: string): string {
     return `sound:hotline/${this.language}/${prompt}`;
@@ -431,13 +403,13 @@ export class CallSession implements ChannelOwner {
     this.ivrPath = ['maintenance'];
     this.event('maintenance', { source: m.source, scope: m.scope, message: m.message, allowVoicemail: m.allowVoicemail });
     this.update({ ivr_path: this.ivrPath });
-    if (!(await this.playToEnd(this.sound(m.message ?? 'maintenance')))) return;
+    if (!(await this.io.playToEnd(this.sound(m.message ?? 'maintenance')))) return;
     if (m.allowVoicemail) {
       const ivr = this.deps.ivr.current();
       return this.takeVoicemail(ivr, ivr.lines.get(this.dialed) ?? ivr.lines.get(ivr.defaultLine)!, 'maintenance', null);
     }
     this.outcome = 'ivr_completed';
-    await this.playToEnd(this.sound('maintenance-later'));
+    await this.io.playToEnd(this.sound('maintenance-later'));
     this.endedBy ??= 'system';
   }
 
@@ -447,7 +419,7 @@ export class CallSession implements ChannelOwner {
    */
   private async takeVoicemail(_ivr: IvrConfig, line: Line, reason: 'ivr' | 'maintenance', prompt: string | null): Promise<void> {
     this.outcome = 'voicemail';
-    if (!(await this.playToEnd(this.sound(prompt ?? 'voicemail-prompt')))) return;
+    if (!(await this.io.playToEnd(this.sound(prompt ?? 'voicemail-prompt')))) return;
     const name = asteriskIds.voicemail(this.id);
     const startedAt = new Date();
     let voicemailId: string;
@@ -457,12 +429,12 @@ export class CallSession implements ChannelOwner {
       // without its index row a message would be lost in a folder: apologise instead of recording
       this.log.error({ err }, 'voicemail not indexed; not recording');
       this.outcome = 'ivr_completed';
-      await this.playToEnd(this.sound('maintenance-later'));
+      await this.io.playToEnd(this.sound('maintenance-later'));
       this.endedBy ??= 'system';
       return;
     }
     this.recording = { name, done: false, ok: false, durationSeconds: 0 };
-    this.digits.length = 0;
+    this.io.digits.length = 0;
     try {
       await this.deps.ari.channels.record(this.callerChannelId, {
         name,
@@ -485,7 +457,7 @@ export class CallSession implements ChannelOwner {
     this.persist('voicemail', (db) => finishVoicemail(db, voicemailId, { status, durationSeconds: rec.done ? rec.durationSeconds : null }));
     this.event('voicemail', { voicemailId, status, durationSeconds: rec.durationSeconds, reason });
     this.log.info({ voicemailId, status, durationSeconds: rec.durationSeconds }, 'voicemail ended');
-    if (!this.callerGone) await this.playToEnd(this.sound(status === 'saved' ? 'voicemail-saved' : 'goodbye'));
+    if (!this.callerGone) await this.io.playToEnd(this.sound(status === 'saved' ? 'voicemail-saved' : 'goodbye'));
     this.endedBy ??= 'system';
   }
 
@@ -518,7 +490,7 @@ export class CallSession implements ChannelOwner {
       return;
     }
     this.event('ivr.transfer_failed', { number, reason: r });
-    if (!this.callerGone) await this.playToEnd(this.sound('unavailable'));
+    if (!this.callerGone) await this.io.playToEnd(this.sound('unavailable'));
     this.endedBy ??= 'system';
   }
 
@@ -546,8 +518,8 @@ export class CallSession implements ChannelOwner {
       while (!this.callerGone) {
         const q = this.queue!;
         const t = Date.now();
-        if (callbackOffered && q.callbackOffer && this.digits.includes(q.callbackOffer.key)) return await this.callbackAccepted();
-        this.digits.length = 0; // keys pressed while waiting mean nothing else
+        if (callbackOffered && q.callbackOffer && this.io.digits.includes(q.callbackOffer.key)) return await this.callbackAccepted();
+        this.io.digits.length = 0; // keys pressed while waiting mean nothing else
         if (t - this.firstQueuedAt >= q.maxWait.seconds * 1000) return await this.maxWaitReached();
         if (q.overflow && t - this.queueEnteredAt >= q.overflow.afterSeconds * 1000) {
           await this.overflowTo(q.overflow.queue);
@@ -574,7 +546,7 @@ export class CallSession implements ChannelOwner {
           continue;
         }
         woken = false;
-        await this.waitFor(() => (this.callerGone || woken || (callbackOffered && this.digits.length > 0) ? true : undefined), QUEUE_POLL_MS);
+        await this.waitFor(() => (this.callerGone || woken || (callbackOffered && this.io.digits.length > 0) ? true : undefined), QUEUE_POLL_MS);
       }
     } finally {
       this.unsubscribeWake?.();
@@ -624,9 +596,9 @@ export class CallSession implements ChannelOwner {
     if (q.maxWait.action === 'callback') {
       this.outcome = 'callback_requested';
       this.persist('callback', (db) => requestCallback(db, { number: this.caller, callId: this.id, queue: q.id, reason: 'max_wait' }));
-      await this.playToEnd(this.sound('callback-registered'));
+      await this.io.playToEnd(this.sound('callback-registered'));
     } else {
-      await this.playToEnd(this.sound('unavailable'));
+      await this.io.playToEnd(this.sound('unavailable'));
     }
     this.endedBy ??= 'system';
   }
@@ -647,7 +619,7 @@ export class CallSession implements ChannelOwner {
   /** a prompt to the waiting caller: the music pauses for it */
   private async announce(prompt: string): Promise<void> {
     await this.stopMoh();
-    await this.playToEnd(this.sound(prompt));
+    await this.io.playToEnd(this.sound(prompt));
     if (!this.callerGone) await this.startMoh();
   }
 
@@ -669,7 +641,7 @@ export class CallSession implements ChannelOwner {
     this.outcome = 'callback_requested';
     this.event('queue.callback_accepted', { callbackId, keptPlace: Boolean(callbackId) });
     await this.stopMoh();
-    await this.playToEnd(this.sound('callback-registered'));
+    await this.io.playToEnd(this.sound('callback-registered'));
     this.endedBy ??= 'system';
   }
 
@@ -772,54 +744,6 @@ export class CallSession implements ChannelOwner {
     this.mohOn = false;
     await ignoreGone(this.deps.ari.bridges.stopMoh(this.bridgeId));
   }
-
-  /** play a prompt that a digit interrupts, then wait for a digit */
-  private async prompt(media: string, digitTimeoutMs: number): Promise<PromptResult> {
-    if (this.digits.length > 0) return { status: 'matched', digit: this.digits.shift()! }; // type-ahead
-    const playbackId = asteriskIds.playback(this.id, ++this.playbackSeq);
-    try {
-      await this.deps.ari.channels.play(this.callerChannelId, [media], playbackId);
-    } catch (err) {
-      if (err instanceof AriGone) return { status: 'hangup' };
-      this.log.warn({ err: (err as Error).message, media }, 'prompt failed to play');
-      this.finishedPlaybacks.add(playbackId);
-    }
-    const during = await this.waitFor(
-      () => (this.callerGone ? 'hangup' : this.digits.length > 0 ? 'digit' : this.finishedPlaybacks.has(playbackId) ? 'played' : undefined),
-      PROMPT_MAX_MS,
-    );
-    if (during === 'digit') void ignoreGone(this.deps.ari.playbacks.stop(playbackId)).catch(() => undefined);
-    if (during === 'played' || during === 'timeout') {
-      const after = await this.waitFor(() => (this.callerGone ? 'hangup' : this.digits.length > 0 ? 'digit' : undefined), digitTimeoutMs);
-      if (after === 'timeout') return { status: 'timeout' };
-      if (after === 'hangup') return { status: 'hangup' };
-    }
-    if (this.callerGone) return { status: 'hangup' };
-    return { status: 'matched', digit: this.digits.shift()! };
-  }
-
-  /**
-   * play to the end; false when the caller hung up. With bargeIn a key stops the prompt (or skips it when
-   * keys are already waiting) and stays queued for whatever reads keys next.
-   */
-  private async playToEnd(media: string, opts: { bargeIn?: boolean } = {}): Promise<boolean> {
-    if (opts.bargeIn && this.digits.length > 0) return !this.callerGone;
-    const playbackId = asteriskIds.playback(this.id, ++this.playbackSeq);
-    try {
-      await this.deps.ari.channels.play(this.callerChannelId, [media], playbackId);
-    } catch (err) {
-      if (err instanceof AriGone) return false;
-      this.log.warn({ err: (err as Error).message, media }, 'prompt failed to play');
-      return !this.callerGone;
-    }
-    const r = await this.waitFor(
-      () => (this.callerGone || this.finishedPlaybacks.has(playbackId) ? 'done' : opts.bargeIn && this.digits.length > 0 ? 'key' : undefined),
-      PROMPT_MAX_MS,
-    );
-    if (r === 'key') void ignoreGone(this.deps.ari.playbacks.stop(playbackId)).catch(() => undefined);
-    return !this.callerGone;
-  }
-
 
   // ---- the conversation and call control ------------------------------------------------------
 
@@ -1204,8 +1128,8 @@ export class CallSession implements ChannelOwner {
     }
     this.move('ivr');
     this.event('ivr.started', { line: this.line, flow: flow.id, version: ivr.version, during: 'call', returnToAgent: Boolean(returnTo) });
-    this.digits.length = 0;
-    const r = await runFlow(flow, this.callIo(), { holidays: ivr.holidays, language: this.language });
+    this.io.digits.length = 0;
+    const r = await runFlow(flow, this.io.callIo((type, data) => this.event(type, data)), { holidays: ivr.holidays, language: this.language });
     Object.assign(this.ivrVariables, r.variables);
     this.event('ivr.completed', { outcome: r.outcome.kind, path: r.path, variables: r.variables, during: 'call' });
     if (returnTo && !returnTo.gone && !this.callerGone) {
@@ -1229,12 +1153,12 @@ export class CallSession implements ChannelOwner {
     const ivr = this.ivrConfig ?? this.deps.ivr.current();
     const flow = ivr.flows.get(this.lineConfig?.survey ?? 'survey');
     if (!flow) {
-      await this.playToEnd(this.sound('goodbye'));
+      await this.io.playToEnd(this.sound('goodbye'));
       this.endedBy ??= 'system';
       return;
     }
-    this.digits.length = 0;
-    const r = await runFlow(flow, this.callIo(), { holidays: ivr.holidays, language: this.language });
+    this.io.digits.length = 0;
+    const r = await runFlow(flow, this.io.callIo((type, data) => this.event(type, data)), { holidays: ivr.holidays, language: this.language });
     const score = r.variables.score ?? null;
     this.event('survey', { score, flow: flow.id, path: r.path });
     if (score !== null) this.creditSurvey(Number(score));

@@ -29,6 +29,8 @@ export interface Config {
   breakSweepSeconds: number;
   /** how often the supervisors' live view (queue.stats, agent.board) is pushed when it changed (ms) */
   liveViewPushMs: number;
+  /** the wallboard (/wallboard, GET /api/v1/wallboard): its read-only key (WALLBOARD_KEY, null: tokens only) and longest-wait colours */
+  wallboard: { key: string | null; amberSeconds: number; redSeconds: number };
   /** the skill queues file operators edit (reloaded on change) */
   queuesFile: string;
   /** the folder of the IVR files operators edit: lines.yaml, ivr/, prompts/, holidays.yaml (reloaded on change) */
@@ -48,6 +50,14 @@ export interface Config {
     maxAttempts: number;
     /** calling hours in Asia/Shanghai (CALLBACK_HOURS, e.g. 08:00-21:00): minutes after local midnight, end exclusive */
     hours: { startMinute: number; endMinute: number };
+    /** a closed ticket's callback must be made within this many seconds of the closure (CALLBACK_DEADLINE_SECONDS, 24 h) */
+    deadlineSeconds: number;
+    /** waits between attempts of an automated callback, the last one repeated (CALLBACK_RETRY_SECONDS, e.g. 600,1800,3600) */
+    retrySeconds: number[];
+    /** supervisors are alerted when a callback is still open this long before its deadline (4 h) */
+    overdueAlertSeconds: number;
+    /** how often the callbacks sweep runs (due callbacks to jobs, alerts, deadlines, Redis loss) */
+    sweepSeconds: number;
   };
   /** the ticket system's webhook (POST /api/v1/tickets/events) */
   tickets: {
@@ -119,6 +129,16 @@ function url(env: Env, name: string, fallback: string, protocols: string[]): str
 }
 
 /** 'HH:MM-HH:MM' (local time, start before end, end exclusive; 24:00 allowed as an end) -> minutes after midnight */
+/** a comma-separated list of whole numbers, each within min..max */
+function intList(env: Env, name: string, fallback: string, min: number, max: number): number[] {
+  const raw = (env[name] ?? fallback).trim();
+  const parts = raw.split(',').map((x) => x.trim());
+  if (parts.length === 0 || parts.length > 20 || parts.some((x) => !/^\d+$/.test(x) || Number(x) < min || Number(x) > max)) {
+    throw new ConfigError(`${name} must be whole numbers from ${min} to ${max}, separated by commas (e.g. ${fallback}), got "${raw}"`);
+  }
+  return parts.map(Number);
+}
+
 function callingHours(env: Env, name: string, fallback: string): { startMinute: number; endMinute: number } {
   const v = str(env, name, fallback);
   const m = /^(\d{2}):(\d{2})-(\d{2}):(\d{2})$/.exec(v.trim());
@@ -163,6 +183,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     loginFailureWindowSeconds: int(env, 'LOGIN_FAILURE_WINDOW_SECONDS', 300, 1, 86400),
     breakSweepSeconds: int(env, 'BREAK_SWEEP_SECONDS', 5, 1, 300),
     liveViewPushMs: int(env, 'LIVE_VIEW_PUSH_MS', 1000, 200, 60000),
+    wallboard: {
+      key: str(env, 'WALLBOARD_KEY', '') || null,
+      amberSeconds: int(env, 'WALLBOARD_AMBER_SECONDS', 30, 1, 3600),
+      redSeconds: int(env, 'WALLBOARD_RED_SECONDS', 60, 1, 3600),
+    },
     queuesFile: str(env, 'QUEUES_FILE', 'config/queues.yaml'),
     ivrDir: str(env, 'IVR_DIR', 'config'),
     voicemailMaxSeconds: int(env, 'VOICEMAIL_MAX_SECONDS', 120, 10, 600),
@@ -174,6 +199,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       ringSeconds: int(env, 'CALLBACK_RING_SECONDS', 30, 5, 120),
       maxAttempts: int(env, 'CALLBACK_MAX_ATTEMPTS', 3, 1, 10),
       hours: callingHours(env, 'CALLBACK_HOURS', '08:00-21:00'),
+      deadlineSeconds: int(env, 'CALLBACK_DEADLINE_SECONDS', 86400, 10, 7 * 86400),
+      retrySeconds: intList(env, 'CALLBACK_RETRY_SECONDS', '600,1800,3600', 1, 86400),
+      overdueAlertSeconds: int(env, 'CALLBACK_OVERDUE_ALERT_SECONDS', 4 * 3600, 0, 7 * 86400),
+      sweepSeconds: int(env, 'CALLBACK_SWEEP_SECONDS', 15, 1, 3600),
     },
     tickets: {
       webhookSecret: str(env, 'TICKET_WEBHOOK_SECRET', DEV_DEFAULTS.TICKET_WEBHOOK_SECRET),
@@ -194,6 +223,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   if (!config.callback.dial.includes('{number}') || !/^(PJSIP|Local)\//.test(config.callback.dial)) {
     throw new ConfigError(`CALLBACK_DIAL must be a PJSIP/ or Local/ dial string containing {number}, got "${config.callback.dial}"`);
   }
+  if (config.wallboard.key !== null && !/^[\x21-\x7e]{16,256}$/.test(config.wallboard.key)) throw new ConfigError('WALLBOARD_KEY must be 16 to 256 printable ASCII characters without spaces (it opens the wallboard to whoever has it)');
+  if (config.wallboard.redSeconds <= config.wallboard.amberSeconds) throw new ConfigError(`WALLBOARD_RED_SECONDS (${config.wallboard.redSeconds}) must be more than WALLBOARD_AMBER_SECONDS (${config.wallboard.amberSeconds})`);
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(config.ari.app)) throw new ConfigError(`ARI_APP must be a simple name, got "${config.ari.app}"`);
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(config.redisPrefix)) throw new ConfigError(`REDIS_PREFIX must be a simple name, got "${config.redisPrefix}"`);
   // SMPP 3.4: system_id is at most 15 characters, source_addr 20 (alphanumeric senders 11)
@@ -209,5 +240,5 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     if (config.tickets.webhookSecret === DEV_DEFAULTS.TICKET_WEBHOOK_SECRET) throw new ConfigError('TICKET_WEBHOOK_SECRET must be set in production (the development default is refused)');
     if (config.tickets.webhookSecret.length < 16) throw new ConfigError('TICKET_WEBHOOK_SECRET must have at least 16 characters in production');
   }
-  return Object.freeze({ ...config, ari: Object.freeze(config.ari), admin: Object.freeze(config.admin), callback: Object.freeze({ ...config.callback, hours: Object.freeze(config.callback.hours) }), tickets: Object.freeze(config.tickets), smpp: Object.freeze(config.smpp), sms: Object.freeze(config.sms) });
+  return Object.freeze({ ...config, ari: Object.freeze(config.ari), admin: Object.freeze(config.admin), callback: Object.freeze({ ...config.callback, hours: Object.freeze(config.callback.hours), retrySeconds: Object.freeze([...config.callback.retrySeconds]) as number[] }), tickets: Object.freeze(config.tickets), wallboard: Object.freeze(config.wallboard), smpp: Object.freeze(config.smpp), sms: Object.freeze(config.sms) });
 }

@@ -80,6 +80,25 @@ export interface CallbacksTable {
   /** the ticket's callback deadline: closure + 24 h (DESIGN §4) */
   deadline_at: NullableTimestamp;
   idempotency_key: ColumnType<string | null, string | null | undefined, string | null>;
+  /** migration 0015: the attempt being dialled holds the callback until then */
+  lease_until: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  overdue_alerted_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  last_outcome: ColumnType<string | null, string | null | undefined, string | null>;
+  survey_score: ColumnType<number | null, number | null | undefined, number | null>;
+}
+
+/** one attempt of a callback (migration 0015) */
+export interface CallbackAttemptsTable {
+  id: Generated<string>;
+  callback_id: string;
+  attempt: number;
+  idempotency_key: string;
+  started_at: Date;
+  answered_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  ended_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  outcome: ColumnType<string | null, string | null | undefined, string | null>;
+  cause: ColumnType<string | null, string | null | undefined, string | null>;
+  call_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** one of an agent's skills: a queue asks for a skill, the level (1..9) orders the agents who have it */
@@ -330,6 +349,7 @@ export interface SurveyResultsTable {
 }
 
 export interface Database {
+  callback_attempts: CallbackAttemptsTable;
   survey_results: SurveyResultsTable;
   tickets: TicketsTable;
   ticket_events: TicketEventsTable;

@@ -38,6 +38,8 @@ export interface TicketsServiceDeps {
   callingHours: CallingHours;
   /** the queue whose agents make ticket callbacks */
   callbackQueue: string;
+  /** a callback is owed within this long of the closure (default 24 h) */
+  deadlineMs?: number;
   now?: () => Date;
 }
 
@@ -107,7 +109,7 @@ export function createTicketsService(deps: TicketsServiceDeps) {
   /** due at the first calling moment at or after the closure (or now, for a closure reported late) */
   function callbackTimes(closedAt: Date): { dueAt: Date; deadlineAt: Date } {
     const from = new Date(Math.max(closedAt.getTime(), now().getTime()));
-    return { dueAt: firstCallingMoment(from, deps.callingHours), deadlineAt: new Date(closedAt.getTime() + TICKET_CALLBACK_DEADLINE_MS) };
+    return { dueAt: firstCallingMoment(from, deps.callingHours), deadlineAt: new Date(closedAt.getTime() + (deps.deadlineMs ?? TICKET_CALLBACK_DEADLINE_MS)) };
   }
 
   async function moveCallbackEarlier(trx: Db, callbackId: string, closedAt: Date): Promise<void> {
