@@ -43,7 +43,7 @@ export const queuesRoutes: FastifyPluginAsyncTypebox<{ stats: QueueStatsService;
         tags: ['queues'],
         summary: 'live numbers of one queue',
         security: [{ bearer: [] }],
-        params: Type.Object({ name: Type.String({ maxLength: 32 }) }, { additionalProperties: false }),
+        params: Type.Object({ name: Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}$', description: 'the queue name (queues.yaml)' }) }, { additionalProperties: false }),
         response: { 200: QueueStats, 401: ErrorBody, 404: ErrorBody },
       },
     },

@@ -15,9 +15,16 @@ const Callback = Type.Object({
   requestedAt: Type.String({ format: 'date-time' }),
   dueAt: Type.String({ format: 'date-time' }),
   attempts: Type.Integer(),
+  /** the closed ticket this callback is owed for (null: an abandoned or waiting caller's callback) */
+  ticketId: Type.Union([Type.String(), Type.Null()]),
+  deadlineAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  doneAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  /** answered | busy | no_answer | failed | interrupted | not-reached: how the last attempt ended */
+  lastOutcome: Type.Union([Type.String(), Type.Null()]),
+  surveyScore: Type.Union([Type.Integer(), Type.Null()]),
 });
 
-/** the callbacks supervisors work through: abandoned callers, max-wait callers (the dialer comes with the callbacks issue) */
+/** the callbacks supervisors work through: abandoned and max-wait callers, and the callbacks owed for closed tickets (src/callbacks/ticket-callbacks.ts) */
 export const callbacksRoutes: FastifyPluginAsyncTypebox<{ db: Db; guard: Guard }> = async (app, { db, guard }) => {
   app.get(
     '/',
@@ -57,6 +64,11 @@ export const callbacksRoutes: FastifyPluginAsyncTypebox<{ db: Db; guard: Guard }
           requestedAt: r.requested_at.toISOString(),
           dueAt: r.due_at.toISOString(),
           attempts: r.attempts,
+          ticketId: r.ticket_id,
+          deadlineAt: r.deadline_at ? r.deadline_at.toISOString() : null,
+          doneAt: r.done_at ? r.done_at.toISOString() : null,
+          lastOutcome: r.last_outcome,
+          surveyScore: r.survey_score,
         })),
       };
     },

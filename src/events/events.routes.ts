@@ -11,6 +11,7 @@ import type { WebSocket } from 'ws';
 import type { AuthService } from '../auth/auth.service.js';
 import { ErrorBody } from '../http/schemas.js';
 import { AppError, unauthorized } from '../shared/errors.js';
+import { WALLBOARD_KEY_TOKEN, WALLBOARD_PRINCIPAL, wallboardKeyMatches } from '../wallboard/wallboard-auth.js';
 import type { EventBus } from './bus.js';
 import { createEventHub, type HubOptions } from './hub.js';
 
@@ -27,10 +28,17 @@ Messages are JSON \`{type, at, data}\`: first \`hello\` \`{role, agentId}\`, the
 (an agent: its own and everyone's; supervisors and admins: all; auditors: everyone's and supervisors'):
 \`agent.state\` \`{agentId, state, reason, since}\`, \`break.requested\`, \`break.approved\`, \`break.rejected\`, \`break.ended\`
 \`{id, agentId, reason, break}\`, \`call.answered\`, ... The server pings every 20 s and drops a socket that does not
-answer; it closes with 4001 when the token expires or is signed out, and drops a socket more than 1 MB behind.`;
+answer; it closes with 4001 when the token expires or is signed out, and drops a socket more than 1 MB behind.
+A wallboard may connect with \`?key=<WALLBOARD_KEY>\` instead of a token: it sees what an auditor sees (queue.stats, agent.board).`;
 
-export const eventsRoutes: FastifyPluginAsyncTypebox<{ events: Pick<EventBus, 'subscribe'>; auth: AuthService; log: Logger; options?: HubOptions }> = async (app, opts) => {
-  const hub = createEventHub({ bus: opts.events, stillValid: (tokens) => opts.auth.stillValid(tokens), log: opts.log, ...(opts.options ? { options: opts.options } : {}) });
+export const eventsRoutes: FastifyPluginAsyncTypebox<{ events: Pick<EventBus, 'subscribe'>; auth: AuthService; log: Logger; options?: HubOptions; wallboardKey?: string | null }> = async (app, opts) => {
+  // a socket opened with the wallboard key holds no session: it stays valid while the process runs with that key
+  const stillValid = async (tokens: string[]) => {
+    const valid = await opts.auth.stillValid(tokens.filter((t) => t !== WALLBOARD_KEY_TOKEN));
+    if (opts.wallboardKey && tokens.includes(WALLBOARD_KEY_TOKEN)) valid.add(WALLBOARD_KEY_TOKEN);
+    return valid;
+  };
+  const hub = createEventHub({ bus: opts.events, stillValid, log: opts.log, ...(opts.options ? { options: opts.options } : {}) });
   app.addHook('onClose', async () => hub.close());
 
   app.route({
@@ -41,10 +49,23 @@ export const eventsRoutes: FastifyPluginAsyncTypebox<{ events: Pick<EventBus, 's
       summary: 'live events over a WebSocket',
       description: DESCRIPTION,
       security: [{ bearer: [] }],
-      querystring: Type.Object({ token: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })) }, { additionalProperties: false }),
+      querystring: Type.Object(
+        {
+          token: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+          key: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'the read-only wallboard key (WALLBOARD_KEY) instead of a token' })),
+        },
+        { additionalProperties: false },
+      ),
       response: { 101: Type.Null({ description: 'switching to the WebSocket protocol' }), 400: ErrorBody, 401: ErrorBody, 426: ErrorBody },
     },
     preHandler: async (req) => {
+      const { key } = req.query as { key?: string };
+      if (key !== undefined) {
+        if (!wallboardKeyMatches(key, opts.wallboardKey)) throw unauthorized('the wallboard key is wrong (or none is configured: WALLBOARD_KEY)');
+        req.principal = { ...WALLBOARD_PRINCIPAL };
+        req.eventsToken = WALLBOARD_KEY_TOKEN;
+        return;
+      }
       const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
       const token = (req.query as { token?: string }).token ?? m?.[1];
       if (!token) throw unauthorized('missing token: ?token=<bearer token> or Authorization: Bearer <token>');

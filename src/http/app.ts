@@ -50,6 +50,11 @@ import type { SmsService } from '../sms/sms.service.js';
 import { ticketsRoutes } from '../tickets/tickets.routes.js';
 import type { TicketsService } from '../tickets/tickets.service.js';
 import { staffingRoutes } from '../kpi/staffing.routes.js';
+import type { AudioTickets } from '../recordings/audio-tickets.js';
+import { wallboardRoutes } from '../wallboard/wallboard.routes.js';
+import type { WallboardService } from '../wallboard/wallboard.service.js';
+import { webRoutes } from '../web/web.routes.js';
+import { enforceStrictInput, refuseNul } from './strict-input.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -66,10 +71,10 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'body-too-large',
 };
 
-/** a request as logged: the WebSocket's ?token= is never written to the log */
+/** a request as logged: the WebSocket's ?token=, the wallboard's ?key= and an audio ?ticket= are never written to the log */
 const logRequest = (req: FastifyRequest) => ({
   method: req.method,
-  url: req.url.replace(/([?&]token=)[^&]*/gi, '$1***'),
+  url: req.url.replace(/([?&](?:token|key|ticket)=)[^&]*/gi, '$1***'),
   host: req.host,
   remoteAddress: req.ip,
   remotePort: req.socket?.remotePort,
@@ -107,6 +112,12 @@ export interface AppDeps {
   liveView: LiveView;
   /** the ticket system's webhook (POST /api/v1/tickets/events): left out, the route is not served */
   tickets?: { service: TicketsService; secret: string };
+  /** the wallboard's snapshot (GET /api/v1/wallboard) and its read-only key (null: tokens only); left out, the route is not served */
+  wallboard?: { service: WallboardService; key: string | null };
+  /** short-lived audio URLs for the console's <audio> player (POST /api/v1/recordings/{id}/audio-ticket); left out, not served */
+  audioTickets?: AudioTickets;
+  /** the built web pages (/wallboard, /console); default dist/web of this checkout */
+  webDir?: string;
   readiness: Readiness;
   metrics: () => string | Promise<string>;
 }
@@ -117,10 +128,16 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const app = Fastify({
     loggerInstance: deps.log.child({ module: 'http' }, { serializers: { req: logRequest } }),
     bodyLimit: 1024 * 1024,
+    // a JSON body with __proto__ or constructor.prototype keys is refused by the parser (400 invalid-json)
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorateRequest('principal', null);
+  // every /api route: strict input schemas (unknown fields are a 400; checked at build time), no NUL characters
+  app.addHook('onRoute', enforceStrictInput);
+  app.addHook('preValidation', refuseNul);
 
   app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
     if (err instanceof AppError) {
@@ -162,7 +179,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   await app.register(agentsRoutes, { prefix: '/api/v1/agents', agents: deps.agents, guard });
   await app.register(agentStateRoutes, { prefix: '/api/v1/agents', engine: deps.engine, agentStates: deps.agentStates, audit: deps.audit, guard });
   await app.register(agentDeskRoutes, { prefix: '/api/v1', breaks: deps.breaks, desk: deps.desk, guard });
-  await app.register(eventsRoutes, { prefix: '/api/v1/events', events: deps.events, auth: deps.auth, log: deps.log, ...(deps.eventsHub ? { options: deps.eventsHub } : {}) });
+  await app.register(eventsRoutes, { prefix: '/api/v1/events', events: deps.events, auth: deps.auth, log: deps.log, ...(deps.eventsHub ? { options: deps.eventsHub } : {}), wallboardKey: deps.wallboard?.key ?? null });
   await app.register(queuesRoutes, { prefix: '/api/v1', stats: deps.queueStats, queues: deps.queues, guard });
   await app.register(callbacksRoutes, { prefix: '/api/v1/callbacks', db: deps.db, guard });
   await app.register(voicemailsRoutes, { prefix: '/api/v1/voicemails', db: deps.db, recordings: deps.recordings, guard });
@@ -173,10 +190,12 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   await app.register(smsRoutes, { prefix: '/api/v1/sms', sms: deps.sms, guard });
   await app.register(auditRoutes, { prefix: '/api/v1/audit', audit: deps.audit, guard });
   await app.register(listsRoutes, { prefix: '/api/v1/lists', db: deps.db, audit: deps.audit, guard });
-  await app.register(recordingsRoutes, { prefix: '/api/v1/recordings', db: deps.db, service: deps.recordingsService, audit: deps.audit, guard });
+  await app.register(recordingsRoutes, { prefix: '/api/v1/recordings', db: deps.db, service: deps.recordingsService, audit: deps.audit, guard, ...(deps.audioTickets ? { tickets: deps.audioTickets } : {}) });
   await app.register(callCategoryRoutes, { prefix: '/api/v1/calls', db: deps.db, audit: deps.audit, guard });
   if (deps.tickets) await app.register(ticketsRoutes, { prefix: '/api/v1/tickets', tickets: deps.tickets.service, secret: deps.tickets.secret });
   await app.register(staffingRoutes, { prefix: '/api/v1/staffing', db: deps.db, guard });
+  if (deps.wallboard) await app.register(wallboardRoutes, { prefix: '/api/v1/wallboard', service: deps.wallboard.service, auth: deps.auth, key: deps.wallboard.key });
+  await app.register(webRoutes, deps.webDir ? { dir: deps.webDir } : {});
   return app;
 }
 

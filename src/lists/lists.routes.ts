@@ -56,7 +56,11 @@ const Report = Type.Object({
 });
 
 const KindParams = Type.Object({ kind: Kind }, { additionalProperties: false });
-const EntryParams = Type.Object({ kind: Kind, number: Type.String({ minLength: 1, maxLength: 64, description: 'any spelling: normalised' }) }, { additionalProperties: false });
+// any spelling (normalised), but never a path separator or a control character
+const EntryParams = Type.Object(
+  { kind: Kind, number: Type.String({ minLength: 1, maxLength: 64, pattern: '^[^/\\\\\\u0000-\\u001f\\u007f]+$', description: 'any spelling: normalised' }) },
+  { additionalProperties: false },
+);
 const ImportParams = Type.Object({ kind: Kind, importId: Type.String({ format: 'uuid' }) }, { additionalProperties: false });
 
 const ListQuery = Type.Object(

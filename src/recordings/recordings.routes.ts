@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { AriGone, AriUnavailable } from '../ari/port.js';
 import type { AuditLog } from '../audit/audit.js';
@@ -10,7 +10,8 @@ import { Disposition } from '../calls/calls.schemas.js';
 import type { Db } from '../db/db.js';
 import type { Guard } from '../http/app.js';
 import { ErrorBody } from '../http/schemas.js';
-import { AppError, badRequest, forbidden, notFound } from '../shared/errors.js';
+import { AppError, badRequest, forbidden, notFound, unauthorized } from '../shared/errors.js';
+import { TICKET_TTL_SECONDS, type AudioTickets } from './audio-tickets.js';
 import { parseRange, sliceStream, StreamMismatch } from './range.js';
 import { getRecording, listRecordings, type RecordingView } from './recordings.repo.js';
 import type { RecordingsService } from './recordings.service.js';
@@ -61,7 +62,10 @@ const ListQuery = Type.Object(
 );
 const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) }, { additionalProperties: false });
 const AudioQuery = Type.Object(
-  { download: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('true'), Type.Literal('0'), Type.Literal('false')], { description: '1: save as a file' })) },
+  {
+    download: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('true'), Type.Literal('0'), Type.Literal('false')], { description: '1: save as a file' })),
+    ticket: Type.Optional(Type.String({ minLength: 10, maxLength: 100, description: 'an audio ticket (POST .../audio-ticket) instead of the bearer header, for an <audio> element' })),
+  },
   { additionalProperties: false },
 );
 const Wav = { content: { 'audio/wav': { schema: Type.Unsafe<Readable>({ type: 'string', format: 'binary' }) } } };
@@ -117,11 +121,18 @@ const noSuchRecording = (id: string) => notFound('not-found', `no recording ${id
  * download request, `recording.play` for a request from the first byte (no Range, or Range starting at 0).
  * A player's further Range requests while seeking are the same listening and are not audited one by one.
  */
-export const recordingsRoutes: FastifyPluginAsyncTypebox<{ db: Db; service: RecordingsService; audit: Pick<AuditLog, 'record'>; guard: Guard }> = async (
+export const recordingsRoutes: FastifyPluginAsyncTypebox<{ db: Db; service: RecordingsService; audit: Pick<AuditLog, 'record'>; guard: Guard; tickets?: AudioTickets }> = async (
   app,
-  { db, service, audit, guard },
+  { db, service, audit, guard, tickets },
 ) => {
   const readers = guard('agent', 'supervisor', 'admin', 'auditor');
+  /** the audio route: the bearer header, or an audio ticket for this recording (audio-tickets.ts) */
+  const audioReaders = async (req: FastifyRequest, reply: FastifyReply) => {
+    const { ticket } = req.query as { ticket?: string };
+    if (ticket === undefined) return readers(req, reply);
+    if (!tickets) throw unauthorized('audio tickets are not served here; use Authorization: Bearer');
+    req.principal = await tickets.redeem(ticket, (req.params as { id: string }).id);
+  };
 
   /** the recording, when this principal may read it; an agent asking for another's is audited and refused */
   const readable = async (req: FastifyRequest, id: string, what: 'item' | 'audio'): Promise<RecordingView> => {
@@ -152,6 +163,8 @@ export const recordingsRoutes: FastifyPluginAsyncTypebox<{ db: Db; service: Reco
       const from = q.from ? new Date(q.from) : undefined;
       const to = q.to ? new Date(q.to) : undefined;
       if (from && to && from >= to) throw badRequest('invalid-range', '`from` must be before `to`');
+      // an agent account without an agent id took part in no call (and PostgreSQL text cannot hold a NUL marker)
+      if (p.role === 'agent' && !p.agentId) return { items: [], nextCursor: null };
       const page = await listRecordings(db, {
         ...(from ? { from } : {}),
         ...(to ? { to } : {}),
@@ -160,7 +173,7 @@ export const recordingsRoutes: FastifyPluginAsyncTypebox<{ db: Db; service: Reco
         ...(q.queue ? { queue: q.queue } : {}),
         ...(q.agent ? { agent: q.agent } : {}),
         // an agent's own calls only, whatever else it asked for (an agent with no agent id sees none)
-        ...(p.role === 'agent' ? { onlyAgent: p.agentId ?? '\u0000none' } : {}),
+        ...(p.role === 'agent' && p.agentId ? { onlyAgent: p.agentId } : {}),
         ...(q.disposition ? { disposition: q.disposition } : {}),
         ...(q.direction ? { direction: q.direction } : {}),
         ...(q.category ? { category: q.category } : {}),
@@ -186,10 +199,41 @@ export const recordingsRoutes: FastifyPluginAsyncTypebox<{ db: Db; service: Reco
     async (req) => toDto(await readable(req, req.params.id, 'item')),
   );
 
+  if (tickets) {
+    app.post(
+      '/:id/audio-ticket',
+      {
+        preHandler: readers,
+        schema: {
+          tags: ['recordings'],
+          summary: 'a short-lived URL of the audio for an <audio> element, which cannot send the bearer header',
+          description:
+            `The URL carries a ticket that opens this recording's audio only, for ${TICKET_TTL_SECONDS / 60} minutes, while the session it was issued under lasts (signing out ends it). ` +
+            'Each play is audited as the ticket\'s user, as with the bearer header.',
+          security: [{ bearer: [] }],
+          params: IdParams,
+          response: {
+            200: Type.Object({ url: Type.String(), expiresAt: Type.String({ format: 'date-time' }) }),
+            400: ErrorBody,
+            401: ErrorBody,
+            403: ErrorBody,
+            404: ErrorBody,
+          },
+        },
+      },
+      async (req) => {
+        const row = await readable(req, req.params.id, 'audio');
+        const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')![1]!;
+        const t = await tickets.issue(row.id, req.principal!, bearer);
+        return { url: `/api/v1/recordings/${row.id}/audio?ticket=${t.ticket}`, expiresAt: t.expiresAt.toISOString() };
+      },
+    );
+  }
+
   app.get(
     '/:id/audio',
     {
-      preHandler: readers,
+      preHandler: audioReaders,
       // a HEAD would read the whole file from Asterisk for nothing
       exposeHeadRoute: false,
       schema: {

@@ -38,6 +38,8 @@ export function createKeys(prefix: string) {
 
     /** the daily recordings retention run (src/recordings/retention.ts): held by the process that runs it (SET NX EX) */
     recordingsRetentionLock: () => `${prefix}:recordings:retention-lock`,
+    /** a short-lived ticket that lets an <audio> element fetch one recording (src/recordings/audio-tickets.ts); keyed by the ticket's SHA-256 */
+    audioTicket: (ticketHash: string) => `${prefix}:recordings:audio-ticket:${ticketHash}`,
   };
 }
 export type Keys = ReturnType<typeof createKeys>;

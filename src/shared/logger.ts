@@ -1,14 +1,96 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import type { LogLevel } from '../config/env.js';
 
 export type { Logger };
 
-/** One JSON line per event; secrets never printed. */
-export function createLogger(level: LogLevel, base: Record<string, unknown> = {}): Logger {
-  return pino({
+/**
+ * Citizens' phone numbers never appear whole in the log. Every line is masked as it is written (pino's
+ * streamWrite hook: it sees the final JSON, so messages, error messages, child bindings and nested fields are
+ * all covered, whatever logged them):
+ * - anywhere in the line: Chinese mobiles (with or without +86/0086/86), fixed lines with their area code
+ *   (0898 6xxx xxxx), international numbers in + form;
+ * - the values of fields named like a number (caller, callerNumber, number, to, phone, ...): any value with 7
+ *   digits or more, e.g. a Hainan local number without its area code.
+ * Masked as 138****5678: the first 3 and last 4 digits stay (enough to tell calls apart), the rest become *.
+ * Service numbers (110, 12345, 95198, 4009513513 as dialled lines) are short or not personal and stay.
+ * `dnis`, `line` and `dialed` are the hotline's own numbers and are not keys masked by name.
+ */
+export function maskNumber(value: string): string {
+  const digits = value.replace(/\D/g, '').length;
+  if (digits < 7) return value;
+  let seen = 0;
+  return value.replace(/\d/g, (d) => {
+    seen += 1;
+    return seen <= 3 || seen > digits - 4 ? d : '*';
+  });
+}
+
+/** keys whose value is a citizen's number whatever it looks like */
+const NUMBER_KEYS = [
+  'caller',
+  'callers',
+  'callerNumber',
+  'caller_number',
+  'callerId',
+  'callerid',
+  'callerIdNumber',
+  'number',
+  'numbers',
+  'to',
+  'phone',
+  'phones',
+  'phoneNumber',
+  'msisdn',
+  'mobile',
+  'citizen',
+  'destination_addr',
+  'source_addr',
+];
+// "key":"value", "key":["v", ...] or "key":12345678 (the JSON pino writes: no blanks)
+const KEYED = new RegExp(`"(${NUMBER_KEYS.join('|')})":("(?:[^"\\\\]|\\\\.)*"|\\[(?:"(?:[^"\\\\]|\\\\.)*",?)*\\]|\\d+(?![\\d.eE]))`, 'g');
+const STRING = /"((?:[^"\\]|\\.)*)"/g;
+/** a value that is a phone number in some spelling: digits with + ( ) - . blanks, at least 7 digits; not a date */
+const PHONE_LIKE = /^[+(]?[\d\s().-]{7,24}$/;
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+const maskable = (v: string) => PHONE_LIKE.test(v) && !DATE.test(v);
+
+// inside any string of the line; never inside a longer run of digits or letters (ids, timestamps, hex)
+const FREE_TEXT = new RegExp(
+  [
+    '(?:\\+?86|0086)?1[3-9]\\d{9}', // mobiles
+    '(?:\\+86|0086)?0\\d{2,3}[- ]?\\d{7,8}', // fixed lines with their area code
+    '\\+\\d{8,15}', // international
+  ]
+    .map((p) => `(?<![0-9A-Za-z*])${p}(?![0-9A-Za-z*])`)
+    .join('|'),
+  'g',
+);
+
+/** one log line (JSON) with every citizen number masked; JSON numbers outside number fields are left alone */
+export function maskLogLine(line: string): string {
+  const keyed = line.replace(KEYED, (whole, key: string, value: string) => {
+    if (!value.startsWith('"') && !value.startsWith('[')) return value.length >= 7 ? `"${key}":"${maskNumber(value)}"` : whole;
+    return `"${key}":${value.replace(STRING, (q, inner: string) => (maskable(inner) ? `"${maskNumber(inner)}"` : q))}`;
+  });
+  return keyed.replace(STRING, (q, inner: string) => {
+    const masked = inner.replace(FREE_TEXT, maskNumber);
+    return masked === inner ? q : `"${masked}"`;
+  });
+}
+
+/** the options every logger of the service uses (tests build theirs from here too) */
+export function loggerOptions(level: LogLevel, base: Record<string, unknown> = {}): LoggerOptions {
+  return {
     level,
     base: { service: 'hotline', ...base },
     timestamp: pino.stdTimeFunctions.isoTime,
-    redact: { paths: ['password', '*.password', 'req.headers.authorization', 'token'], censor: '***' },
-  });
+    redact: { paths: ['password', '*.password', 'sipPassword', '*.sipPassword', 'sip_password', '*.sip_password', 'req.headers.authorization', 'token', '*.token'], censor: '***' },
+    hooks: { streamWrite: maskLogLine },
+  };
+}
+
+/** One JSON line per event; secrets never printed, citizens' numbers masked. */
+export function createLogger(level: LogLevel, base: Record<string, unknown> = {}, destination?: DestinationStream): Logger {
+  const options = loggerOptions(level, base);
+  return destination ? pino(options, destination) : pino(options);
 }

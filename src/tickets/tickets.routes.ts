@@ -39,6 +39,8 @@ const signed = new WeakSet<FastifyRequest>();
  * the raw bytes, checks the signature BEFORE parsing (an unsigned body is never parsed nor stored), then parses.
  */
 export const ticketsRoutes: FastifyPluginAsyncTypebox<{ tickets: TicketsService; secret: string }> = async (app, { tickets, secret }) => {
+  // Fastify's own JSON parser: __proto__ and constructor.prototype keys are refused, as everywhere else
+  const parseJson = app.getDefaultJsonParser('error', 'error');
   // encapsulated: replaces the JSON parser for this plugin's routes only
   app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: 64 * 1024 }, (req, body, done) => {
     const raw = body as Buffer;
@@ -47,11 +49,10 @@ export const ticketsRoutes: FastifyPluginAsyncTypebox<{ tickets: TicketsService;
       return;
     }
     signed.add(req);
-    try {
-      done(null, JSON.parse(raw.toString('utf8')));
-    } catch {
-      done(badRequest('invalid-json', 'the body is not valid JSON'), undefined);
-    }
+    parseJson(req, raw.toString('utf8'), (err, parsed) => {
+      if (err) done(badRequest('invalid-json', 'the body is not valid JSON (or holds __proto__ / constructor.prototype keys)'), undefined);
+      else done(null, parsed);
+    });
   });
   // a request that reached no parser (no body) is unsigned too: 401 before the schema says anything
   app.addHook('preValidation', async (req) => {

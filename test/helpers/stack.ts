@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../../src/config/env.js';
 import { startService, type Service } from '../../src/service.js';
+import { createLogger } from '../../src/shared/logger.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const execFileP = promisify(execFile);
@@ -46,7 +47,8 @@ interface Teardown {
 export async function startTestService(t: Teardown, name: string, env: Record<string, string> = {}): Promise<Service & { config: Readonly<Config>; logFile: string }> {
   const config = loadConfig(testEnv(env));
   const logFile = path.join('/tmp', `hotline-test-${name}.log`);
-  const log = pino({ level: config.logLevel, base: { test: name } }, pino.destination({ dest: logFile, sync: true }));
+  // the service's own logger options (citizens' numbers masked, secrets redacted), into a file
+  const log = createLogger(config.logLevel, { test: name }, pino.destination({ dest: logFile, sync: true }));
   const service = await startService(config, log);
   t.teardown(() => service.stop());
   return Object.assign(service, { config, logFile });
