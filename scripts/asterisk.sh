@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run Asterisk 22 (Debian unstable's package) in a chroot root filesystem kept outside the checkout.
-# Usage: scripts/asterisk.sh provision|start|stop|restart|reload|status|cli "command"
+# Usage: scripts/asterisk.sh provision|start|stop|restart|reload|status|cli "command"|render DIR
 #   provision  build the root filesystem if missing (debootstrap, ~1-2 min), write the project's config,
 #              /etc/hosts, spool/log dirs, prompts and hold music into it
 #   start      provision, then start Asterisk and wait for ARI; when already running: provision + reload
@@ -9,17 +9,22 @@
 #   reload     provision + "module reload" + "dialplan reload" on the running Asterisk
 #   status     one line; exit 0 when running and ARI answers, 1 otherwise
 #   cli CMD    run an Asterisk CLI command (asterisk -rx CMD)
+#   render DIR write the project's Asterisk config, filled in, into DIR (no root, Asterisk untouched)
 # Environment:
 #   HOTLINE_ASTERISK_ROOT  root filesystem (default $HOTLINE_CACHE/asterisk-root)
 #   HOTLINE_CACHE          cache dir for prompts, log (asterisk.log) and pid file (default /var/cache/hotline)
-#   ARI_USER, ARI_PASSWORD ARI credentials written into ari.conf (default hotline / hotline-dev)
+#   ARI_USER, ARI_PASSWORD ARI credentials written into ari.conf (default hotline / hotline-dev; with
+#                          NODE_ENV=production the default and passwords under 16 characters are refused)
+#   SIP_TRUNK_ADDRESSES    the IPv4 addresses (a.b.c.d or a.b.c.d/nn, comma-separated) calls are taken
+#                          from: the callers' trunk is identified by them and refuses any other (default 127.0.0.1)
 #   ARI_URL                when it names another Asterisk than 127.0.0.1:8088: provision/start do nothing
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ARI_USER="${ARI_USER:-hotline}"
 ARI_PASSWORD="${ARI_PASSWORD:-hotline-dev}"
-export ARI_USER ARI_PASSWORD
+SIP_TRUNK_ADDRESSES="${SIP_TRUNK_ADDRESSES:-127.0.0.1}"
+export ARI_USER ARI_PASSWORD SIP_TRUNK_ADDRESSES
 DIR="$HOTLINE_ASTERISK_ROOT"
 LOG="$HOTLINE_CACHE/asterisk.log"
 PIDFILE="$HOTLINE_CACHE/asterisk.pid"
@@ -27,7 +32,7 @@ LOCAL_ARI="http://127.0.0.1:8088/ari/asterisk/info"
 START_TIMEOUT=60
 STOP_TIMEOUT=15
 
-usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
 
 # ---------------------------------------------------------------- helpers
 
@@ -128,17 +133,18 @@ ensure_rootfs() {
 
 # ---------------------------------------------------------------- configuration
 
-# render SRC DEST: copy a config template, filling @ARI_USER@ and @ARI_PASSWORD@ (plain string
-# replacement, no eval; ';' in the password escaped for Asterisk's config parser)
+# render SRC DEST: copy a config template, filling @ARI_USER@, @ARI_PASSWORD@ and @SIP_TRUNK_ADDRESSES@
+# (plain string replacement, no eval; ';' in the password escaped for Asterisk's config parser)
 render() {
   local src="$1" dest="$2" text unknown pass
-  unknown="$(grep -o '@[A-Z][A-Z0-9_]*@' "$src" | grep -v -x -e '@ARI_USER@' -e '@ARI_PASSWORD@' | sort -u | tr '\n' ' ' || true)"
+  unknown="$(grep -o '@[A-Z][A-Z0-9_]*@' "$src" | grep -v -x -e '@ARI_USER@' -e '@ARI_PASSWORD@' -e '@SIP_TRUNK_ADDRESSES@' | sort -u | tr '\n' ' ' || true)"
   [ -z "$unknown" ] || die "$src: unknown placeholder(s): $unknown"
   text="$(cat "$src"; printf x)"
   text="${text%x}"
   pass="${ARI_PASSWORD//;/\\;}"
   text="${text//@ARI_USER@/"$ARI_USER"}"
   text="${text//@ARI_PASSWORD@/"$pass"}"
+  text="${text//@SIP_TRUNK_ADDRESSES@/"$SIP_TRUNK_ADDRESSES"}"
   printf '%s' "$text" >"$dest"
 }
 
@@ -147,6 +153,29 @@ check_credentials() {
   case "$ARI_PASSWORD" in
     "" | *$'\n'* | *$'\r'* | " "* | *" " | *$'\t'*) die "ARI_PASSWORD must be non-empty, one line, without leading/trailing blanks" ;;
   esac
+  if [ "${NODE_ENV:-}" = production ]; then
+    [ "$ARI_PASSWORD" != hotline-dev ] || die "ARI_PASSWORD must be set in production (the development default is refused)"
+    [ "${#ARI_PASSWORD}" -ge 16 ] || die "ARI_PASSWORD must have at least 16 characters in production"
+  fi
+  # IPv4 host addresses or networks, never "anyone" (0.0.0.0/0): the trunk is taken from these only
+  local addr_re='(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}(/(3[0-2]|[12]?[0-9]))?'
+  [[ "$SIP_TRUNK_ADDRESSES" =~ ^$addr_re(,$addr_re)*$ ]] || die "SIP_TRUNK_ADDRESSES must be IPv4 addresses (a.b.c.d or a.b.c.d/nn), comma-separated, got \"$SIP_TRUNK_ADDRESSES\""
+  case ",$SIP_TRUNK_ADDRESSES," in
+    *,0.0.0.0/0,* | *,0.0.0.0,* | */0,*) die "SIP_TRUNK_ADDRESSES must name the trunk's addresses, not every address" ;;
+  esac
+}
+
+# render_all DIR: every project config file (config/asterisk/*.conf, dialplan/*.conf) rendered into DIR
+render_all() {
+  local stage="$1" f name
+  check_credentials
+  for f in "$HOTLINE_REPO"/config/asterisk/*.conf "$HOTLINE_REPO"/dialplan/*.conf; do
+    [ -f "$f" ] || continue
+    name="$(basename "$f")"
+    [ ! -e "$stage/$name" ] || die "$name is given twice (config/asterisk and dialplan, or it is asterisk.conf)"
+    render "$f" "$stage/$name"
+  done
+  chmod 0640 "$stage/ari.conf" 2>/dev/null || true
 }
 
 # install_config: make DIR/etc/asterisk = dist asterisk.conf + config/asterisk/*.conf + dialplan/*.conf
@@ -167,13 +196,7 @@ install_config() {
   rm -rf "$stage"
   mkdir -p "$stage"
   cp "$dist/asterisk.conf" "$stage/asterisk.conf"
-  for f in "$HOTLINE_REPO"/config/asterisk/*.conf "$HOTLINE_REPO"/dialplan/*.conf; do
-    [ -f "$f" ] || continue
-    name="$(basename "$f")"
-    [ ! -e "$stage/$name" ] || die "$name is given twice (config/asterisk and dialplan, or it is asterisk.conf)"
-    render "$f" "$stage/$name"
-  done
-  chmod 0640 "$stage/ari.conf" 2>/dev/null || true
+  render_all "$stage"
   : >"$stage/.hotline-provisioned"
   if [ -d "$etc" ] && diff -r -q "$stage" "$etc" >/dev/null 2>&1; then
     rm -rf "$stage"
@@ -369,6 +392,15 @@ if ari_elsewhere; then
 fi
 
 case "$cmd" in -h | --help | help) usage ;; esac
+
+if [ "$cmd" = render ]; then
+  # the config as provisioning would write it, for review and tests: no root, no Asterisk touched
+  [ "$#" -eq 2 ] || die "usage: asterisk.sh render DIR"
+  mkdir -p "$2"
+  [ -z "$(ls -A "$2")" ] || die "$2 is not empty"
+  render_all "$2"
+  exit 0
+fi
 
 # chroot and mount need root: go through sudo when we are not root
 if [ "$(id -u)" -ne 0 ]; then

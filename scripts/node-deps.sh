@@ -7,3 +7,9 @@ if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] || [ packag
   echo "[setup] installing node modules (npm ci)"
   npm ci --no-audit --no-fund
 fi
+# the floor's web pages (/wallboard, /console): built into dist/web when missing or older than their sources
+if [ ! -f dist/web/wallboard.html ] || [ ! -f dist/web/console.html ] \
+  || [ -n "$(find web package-lock.json -newer dist/web/wallboard.html -type f -print -quit 2>/dev/null)" ]; then
+  echo "[setup] building the web pages (npm run build:web)"
+  npm run --silent build:web
+fi

@@ -7,6 +7,7 @@ cd "$root"
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/hotline_test}"
 bash scripts/node-deps.sh
 bash scripts/provision.sh hotline_test
+bash scripts/browser.sh
 echo "[setup] type-checking"
 npx tsc -p tsconfig.test.json
 if [ "$#" -gt 0 ]; then exec npx tap "$@"; fi

@@ -43,7 +43,9 @@ import { SmppGateway } from './sms/smpp-gateway.js';
 import { createSmsTemplates } from './sms/sms-templates.js';
 import { createSmsService } from './sms/sms.service.js';
 import { JobScheduler } from './jobs/scheduler.js';
+import { registerKpiJobs } from './kpi/kpi.jobs.js';
 import { registerTicketCallbacks } from './callbacks/ticket-callbacks.js';
+import { startFallback } from './calls/fallback.js';
 import { createTicketsService } from './tickets/tickets.service.js';
 
 export interface Service {
@@ -178,13 +180,13 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
     log,
   });
   ari.onEvent((e) => calls.handle(e));
-  let wasDown = false;
+  // the dialplan's fallback while no process is connected: the ring group it uses, and the calls it took
+  const fallback = startFallback({ ari, db, engine, skill: config.fallbackSkill, log });
+  // on every connection, the first included: take over what Asterisk still holds (a process that died, ARI away)
   ari.onConnection((state) => {
-    if (state === 'down') wasDown = true;
-    if (state === 'up' && wasDown) {
-      wasDown = false;
-      calls.resync().catch((err) => log.warn({ err: (err as Error).message }, 'resync after reconnect failed'));
-    }
+    if (state !== 'up') return;
+    calls.resync().catch((err) => log.warn({ err: (err as Error).message }, 'reconciliation with Asterisk failed'));
+    void fallback.sync();
   });
   await ari.start();
   await agentPhones.idle(); // the first push of agents' phones (started by 'up') is done before the API answers
@@ -234,8 +236,10 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
     overdueAlertSeconds: config.callback.overdueAlertSeconds,
     sweepSeconds: config.callback.sweepSeconds,
   });
+  // KPI rollups (every 15 min, nightly, monthly) and reports (src/kpi/kpi.jobs.ts)
+  registerKpiJobs(jobs, { db, log, fcrRepeatDays: config.fcrRepeatDays, reconcileHours: config.kpiReconcileHours });
   await jobs.start();
-  const app = await buildApp({ audit, liveView, log, db, auth, engine, agentStates, agents, queues, queueStats, readiness, metrics: metrics.render, recordings: ari.recordings, recordingsService, maintenance, ivr, calls, clickToCall, sms, events, breaks, desk, loginLimiter, tickets: { service: tickets, secret: config.tickets.webhookSecret }, wallboard: { service: wallboard, key: config.wallboard.key }, audioTickets });
+  const app = await buildApp({ audit, liveView, log, db, auth, engine, agentStates, agents, queues, queueStats, readiness, metrics: metrics.render, recordings: ari.recordings, recordingsService, maintenance, ivr, calls, clickToCall, sms, events, breaks, desk, loginLimiter, tickets: { service: tickets, secret: config.tickets.webhookSecret }, wallboard: { service: wallboard, key: config.wallboard.key }, audioTickets, jobs });
   const url = await app.listen({ host: config.host, port: config.port });
   log.info({ url, ariApp: config.ari.app, startupMs: Date.now() - started }, 'hotline control plane ready');
 
@@ -244,6 +248,7 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
     (stopping ??= (async () => {
       log.info('stopping');
       metrics.stop();
+      fallback.stop();
       liveView.stop();
       await app.close().catch((err) => log.warn({ err }, 'http close failed'));
       await jobs.close();

@@ -4,12 +4,11 @@
  * and the last good version stays in force. Reloaded when the file changes.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import type { Logger } from 'pino';
 import { watchPaths } from '../shared/watch.js';
-import { parseOperatorYaml } from '../shared/yaml.js';
+import { parseOperatorYaml, readOperatorFile } from '../shared/yaml.js';
 import type { Stage } from './engine.js';
 
 const Name = Type.String({ minLength: 1, maxLength: 64 });
@@ -167,7 +166,7 @@ export function createQueuesConfig(file: string, log: Logger, opts: { watch?: bo
   function reload(): { ok: true; version: string } | { ok: false; error: string } {
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      text = readOperatorFile(file);
     } catch (err) {
       const message = `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
       lastError = { at: new Date().toISOString(), message };

@@ -10,6 +10,7 @@
  * - events converted to our AriEvent union and delivered through one global listener per type
  *   (no per-instance listeners: they leak).
  */
+import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import ari from 'ari-client';
@@ -59,7 +60,9 @@ const EVENT_TYPES = [
   'RecordingFailed',
   'ApplicationReplaced',
 ] as const;
-const HEARTBEAT_MS = 5000;
+const HEARTBEAT_MS = 2000;
+/** channels the client parks in Stasis itself (reading dialplan functions): never shown to the application */
+const UTIL_PREFIX = 'util-';
 const MAX_BACKOFF_MS = 5000;
 
 function toChannel(c: any): ChannelInfo {
@@ -298,6 +301,11 @@ export class AriClient implements AriPort {
   private dispatch(raw: unknown): void {
     const event = toEvent(raw);
     if (!event) return;
+    // our own short-lived helper channels (reading dialplan functions) never reach the application
+    if ('channel' in event && event.channel.id.startsWith(UTIL_PREFIX)) {
+      if (event.type === 'StasisStart') this.utilWaiters.get(event.channel.id)?.();
+      return;
+    }
     if (event.type === 'ApplicationReplaced') {
       this.log.error('another process took over the ARI application (ApplicationReplaced); this one gets no more calls');
     }
@@ -425,6 +433,36 @@ export class AriClient implements AriPort {
       await this.call('stop playback', (c) => c.playbacks.stop({ playbackId }));
     },
   };
+
+  private readonly utilWaiters = new Map<string, () => void>();
+
+  readonly globals = {
+    set: async (name: string, value: string) => {
+      await this.call('set global', (c) => c.asterisk.setGlobalVar({ variable: name, value }));
+    },
+    get: async (expression: string) => {
+      // ARI reads dialplan functions only on a channel: a Local channel parks in Stasis for the moment it takes
+      if (/^[A-Z_]+\(.*\)$/.test(expression)) return this.readFunction(expression);
+      const r = (await this.call('get global', (c) => c.asterisk.getGlobalVar({ variable: expression }))) as { value?: string } | undefined;
+      return r?.value ?? '';
+    },
+  };
+
+  private async readFunction(expression: string): Promise<string> {
+    const channelId = `${UTIL_PREFIX}${randomUUID()}`;
+    let ready!: () => void;
+    const up = new Promise<void>((resolve) => (ready = resolve));
+    this.utilWaiters.set(channelId, ready);
+    try {
+      await this.call('originate util', (c) => c.channels.originate({ endpoint: 'Local/wait@hotline-util', app: this.opts.app, appArgs: 'util', channelId, timeout: 5 }));
+      await ariTimeout(up, this.opts.requestTimeoutMs, 'util channel');
+      const r = (await this.call('read function', (c) => c.channels.getChannelVar({ channelId, variable: expression }))) as { value?: string } | undefined;
+      return r?.value ?? '';
+    } finally {
+      this.utilWaiters.delete(channelId);
+      await this.call('hangup util', (c) => c.channels.hangup({ channelId })).catch(() => undefined);
+    }
+  }
 
   readonly config = {
     put: async (configClass: string, objectType: string, id: string, fields: Record<string, string>) => {

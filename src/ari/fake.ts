@@ -165,6 +165,25 @@ export class FakeAri implements AriPort {
     },
   };
 
+  /** dialplan globals and AstDB as the fake keeps them: DB_KEYS(f), DB(f/k), DB_DELETE(f/k) are understood */
+  readonly globalVars = new Map<string, string>();
+  readonly astDb = new Map<string, string>();
+  readonly globals = {
+    set: async (name: string, value: string) => {
+      this.log('global.set', name, value);
+      this.globalVars.set(name, value);
+    },
+    get: async (expression: string) => {
+      const m = /^(DB_KEYS|DB_DELETE|DB)\((.*)\)$/.exec(expression);
+      if (!m) return this.globalVars.get(expression) ?? '';
+      const [, fn, arg] = m;
+      if (fn === 'DB_KEYS') return [...this.astDb.keys()].filter((k) => k.startsWith(`${arg}/`)).map((k) => k.slice(arg!.length + 1)).join(',');
+      const v = this.astDb.get(arg!) ?? '';
+      if (fn === 'DB_DELETE') this.astDb.delete(arg!);
+      return v;
+    },
+  };
+
   readonly bridges = {
     create: async (id: string, type?: string) => {
       this.log('bridge.create', id, type);

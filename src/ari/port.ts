@@ -126,6 +126,14 @@ export interface DynamicConfig {
   delete(configClass: string, objectType: string, id: string): Promise<void>;
 }
 
+/** dialplan global variables and functions (GET/POST /asterisk/variable) */
+export interface Globals {
+  /** set a global variable (the dialplan reads it as ${GLOBAL(name)}) */
+  set(name: string, value: string): Promise<void>;
+  /** a global variable, or a dialplan function's value such as DB_KEYS(family); '' when empty */
+  get(expression: string): Promise<string>;
+}
+
 export interface Recordings {
   /** stop a live recording (the file is kept); AriGone when it is not recording */
   stop(name: string): Promise<void>;
@@ -142,6 +150,7 @@ export interface AriPort {
   readonly playbacks: Playbacks;
   readonly config: DynamicConfig;
   readonly recordings: Recordings;
+  readonly globals: Globals;
   /** subscribe to application events; returns the unsubscribe function */
   onEvent(handler: (event: AriEvent) => void): () => void;
   /** 'up' on every (re)connection of the event socket, 'down' when it is lost */

@@ -25,6 +25,8 @@ export const authRoutes: FastifyPluginAsyncTypebox<{ auth: AuthService; limiter:
   app.post(
     '/login',
     {
+      // a sign-in is a few hundred bytes: no anonymous megabyte bodies
+      bodyLimit: 16 * 1024,
       schema: {
         tags: ['auth'],
         summary: 'sign in; returns a bearer token. A user with an agent record is signed in to the ACD (not ready) at the desk of `extension`',

@@ -55,6 +55,24 @@ export interface ChannelOwner {
   flushed(): Promise<void>;
 }
 
+/** what a session needs to take over a call whose process died (read from PostgreSQL and Asterisk) */
+export interface ResumeState {
+  callId: string;
+  arrivedAt: Date;
+  language: Language;
+  /** the queue it waited in (not yet answered), with the time it first queued */
+  queue: string | null;
+  queuedAt: number | null;
+  priority: number;
+  ivrPath: string[];
+  /** an agent had answered: what is left is the survey */
+  answered: boolean;
+  answeredAt: Date | null;
+  agents: string[];
+  /** the call's bridge exists in Asterisk (the caller is in it) */
+  bridgeExists: boolean;
+}
+
 export interface SessionDeps {
   ari: Pick<AriPort, 'channels' | 'bridges' | 'playbacks'>;
   db: Db;
@@ -132,7 +150,7 @@ interface AgentLeg {
 }
 
 export class CallSession implements ChannelOwner {
-  readonly id = randomUUID();
+  readonly id: string;
   readonly callerChannelId: string;
   readonly log: Logger;
   state: CallState = 'arrived';
@@ -191,11 +209,14 @@ export class CallSession implements ChannelOwner {
     private readonly deps: SessionDeps,
     channel: ChannelInfo,
     at: string,
+    /** a call whose process died: this session takes it over (same record), see ResumeState */
+    private readonly resumed: ResumeState | null = null,
   ) {
+    this.id = resumed?.callId ?? randomUUID();
     this.callerChannelId = channel.id;
     this.caller = normalizePhone(channel.callerNumber) ?? (channel.callerNumber || 'anonymous');
     this.dialed = normalizePhone(channel.dialedExten) ?? channel.dialedExten;
-    const parsed = new Date(at);
+    const parsed = resumed?.arrivedAt ?? new Date(at);
     this.arrivedAt = Number.isNaN(parsed.getTime()) ? new Date() : parsed;
     this.bridgeId = asteriskIds.callBridge(this.id);
     this.log = deps.log.child({ callId: this.id, caller: this.caller, dnis: this.dialed, line: this.dialed });
@@ -281,6 +302,7 @@ export class CallSession implements ChannelOwner {
 
   async run(): Promise<void> {
     this.deps.track(this.callerChannelId, this);
+    if (this.resumed) return this.runResumed();
     this.log.info('call arrived');
     this.persist('insert call', (db) =>
       insertCall(db, {
@@ -309,8 +331,32 @@ export class CallSession implements ChannelOwner {
     }
   }
 
+  /** a call taken over from a process that died: back in its queue (same place), to the survey, or through the menu again */
+  private async runResumed(): Promise<void> {
+    const r = this.resumed!;
+    this.bridgeCreated = r.bridgeExists;
+    this.language = r.language;
+    this.priority = r.priority;
+    if (r.answered) this.answeredAt = r.answeredAt;
+    this.agentsSeen.push(...r.agents);
+    this.event('resumed', { queue: r.queue, answered: r.answered });
+    this.log.info({ queue: r.queue, answered: r.answered }, 'call taken over from a process that went away');
+    this.live({ state: this.state, caller: this.caller, dialed: this.dialed, arrivedAt: this.arrivedAt.toISOString() });
+    try {
+      await this.flow();
+    } catch (err) {
+      if (err instanceof AriGone) this.log.info({ err: err.message }, 'a channel went away mid-step');
+      else {
+        this.log.error({ err }, 'resumed call failed');
+        this.endedBy ??= 'system';
+      }
+    } finally {
+      await this.finish();
+    }
+  }
+
   private async flow(): Promise<void> {
-    await this.deps.ari.channels.answer(this.callerChannelId);
+    if (!this.resumed) await this.deps.ari.channels.answer(this.callerChannelId);
     // the configuration in force now serves this call to its end, whatever reloads meanwhile
     const ivr = this.deps.ivr.current();
     const line = ivr.lines.get(this.dialed) ?? ivr.lines.get(ivr.defaultLine)!;
@@ -319,6 +365,16 @@ export class CallSession implements ChannelOwner {
     this.line = line.number;
     if (line.number !== this.dialed) this.log.warn({ line: line.number }, 'dialed number not in lines.yaml; the default line serves it');
     if (line.number !== this.dialed) this.update({ line: line.number });
+    if (this.resumed?.answered) {
+      // the agent's part was over (or its leg went with the process): the caller still gets the survey
+      if (line.survey) this.next = { kind: 'survey' };
+      return this.followUp();
+    }
+    if (this.resumed?.queue && this.deps.queues.get(this.resumed.queue)) {
+      this.ivrPath = this.resumed.ivrPath;
+      await this.waitInQueue(this.resumed.queue, this.resumed.queuedAt ?? undefined);
+      return this.followUp();
+    }
     // the lists decide before anything else; a database that cannot answer must not block the call
     const standing = await withTimeout(standingOf(this.deps.db, this.caller), LIST_LOOKUP_MS, () => new Error(`no answer in ${LIST_LOOKUP_MS} ms`)).catch((err) => {
       this.log.warn({ err: (err as Error).message }, 'black/white list lookup failed; treating the caller as unlisted');
@@ -495,14 +551,15 @@ export class CallSession implements ChannelOwner {
   }
 
   /** wait in the queue until an agent answers, the caller hangs up, or the queue's max wait */
-  private async waitInQueue(queueId: string): Promise<void> {
+  private async waitInQueue(queueId: string, since?: number): Promise<void> {
     this.move('queue');
     if (this.deps.events) void this.prefetchHistory().catch(() => undefined);
     const now = Date.now();
-    this.firstQueuedAt = now;
+    // a resumed caller keeps its first queue time: its place in line and its wait
+    this.firstQueuedAt = since ?? now;
     this.enterQueue(queueId, now);
-    const queuedAt = new Date(now);
-    this.update({ queue: queueId, queued_at: queuedAt, ivr_done_at: queuedAt, ivr_path: this.ivrPath });
+    const queuedAt = new Date(this.firstQueuedAt);
+    if (since === undefined) this.update({ queue: queueId, queued_at: queuedAt, ivr_done_at: queuedAt, ivr_path: this.ivrPath });
     this.event('queued', { queue: queueId, preferredAgent: this.preferredAgent ?? null });
     await this.ensureBridge();
     await this.startMoh();
@@ -735,7 +792,8 @@ export class CallSession implements ChannelOwner {
 
   private async startMoh(): Promise<void> {
     if (this.mohOn || this.callerGone) return;
-    await this.deps.ari.bridges.startMoh(this.bridgeId, this.queue?.moh);
+    // a taken-over call's bridge may still play music: a conflict is no failure
+    await ignoreGone(this.deps.ari.bridges.startMoh(this.bridgeId, this.queue?.moh));
     this.mohOn = true;
   }
 

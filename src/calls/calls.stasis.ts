@@ -9,7 +9,8 @@
 import type { Logger } from 'pino';
 import { ignoreGone, type AriEvent, type AriPort } from '../ari/port.js';
 import { asteriskIds } from '../redis/keys.js';
-import { CallSession, type ChannelOwner, type SessionDeps } from './call.session.js';
+import { AdoptedCall } from './adopted-call.js';
+import { CallSession, type ResumeState, type ChannelOwner, type SessionDeps } from './call.session.js';
 
 export type RouterDeps = Omit<SessionDeps, 'track' | 'untrack' | 'ended' | 'ari'> & { ari: AriPort; log: Logger };
 
@@ -34,6 +35,7 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
   const byId = new Map<string, ChannelOwner>();
   const log = deps.log.child({ module: 'calls' });
   let draining = false;
+  let reconciling: Promise<void> | null = null;
 
   const sessionDeps: SessionDeps = {
     ...deps,
@@ -104,11 +106,124 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
     }
   }
 
+  /**
+   * After every (re)connection: what Asterisk has against what this process owns. Our channels that vanished
+   * while we were deaf end their sessions; calls another process left (it died) are taken over: a connected
+   * call is adopted (watched to its end, record closed, agents released), a caller in a queue goes back to
+   * its place, one in a menu hears the menu again, an answered one gets the survey; legs and snoops and
+   * bridges nobody owns any more are cleaned away.
+   */
   async function resync(): Promise<void> {
-    if (byChannel.size === 0) return;
-    const alive = new Set((await deps.ari.channels.list()).map((c) => c.id));
-    for (const [channelId, session] of byChannel) {
+    if (reconciling) return reconciling;
+    reconciling = reconcile().finally(() => (reconciling = null));
+    return reconciling;
+  }
+
+  async function reconcile(): Promise<void> {
+    const [channels, bridges] = await Promise.all([deps.ari.channels.list(), deps.ari.bridges.list()]);
+    const alive = new Map(channels.map((c) => [c.id, c]));
+    for (const [channelId, session] of [...byChannel]) {
       if (!alive.has(channelId)) session.onChannelGone(channelId, 'vanished while ARI was disconnected');
+    }
+    const bridgeOf = new Map<string, { id: string; channels: string[] }>();
+    for (const b of bridges) for (const c of b.channels) bridgeOf.set(c, b);
+    const open = await deps.db
+      .selectFrom('calls')
+      .select(['id', 'channel_id', 'direction', 'language', 'queue', 'queued_at', 'answered_at', 'arrived_at', 'agents', 'ivr_path'])
+      .where('ended_at', 'is', null)
+      .where('arrived_at', '>', new Date(Date.now() - 12 * 3600_000))
+      .execute();
+    const handled = new Set<string>();
+    const callOf = (channelId: string) => /^([0-9a-f-]{36})-/.exec(channelId)?.[1] ?? null;
+    for (const call of open) {
+      if (byId.has(call.id)) continue;
+      const own = channels.filter((c) => c.id === call.channel_id || callOf(c.id) === call.id);
+      for (const c of own) handled.add(c.id);
+      const callBridges = bridges.filter((b) => [`call-${call.id}`, `hold-${call.id}`, `consult-${call.id}`].includes(b.id) || b.id.startsWith(`monitor-${call.id}`));
+      const people = own.filter((c) => c.id === call.channel_id || /-(agent-\d+|citizen)$/.test(c.id));
+      const snoops = own.filter((c) => !people.includes(c));
+      const caller = alive.get(call.channel_id);
+      const log1 = log.child({ callId: call.id });
+      if (people.length >= 2 && people.every((p) => bridgeOf.get(p.id)?.id === `call-${call.id}`)) {
+        // connected: they talk on; watch the call to its end
+        const adopted = new AdoptedCall(
+          { ...sessionDeps, ari: deps.ari, log: deps.log },
+          {
+            id: call.id,
+            bridges: callBridges.map((b) => b.id),
+            members: people.map((p) => p.id),
+            others: snoops.map((c) => c.id),
+            answeredAt: call.answered_at,
+            arrivedAt: call.arrived_at,
+            queue: call.queue,
+          },
+        );
+        byId.set(call.id, adopted);
+        adopted.start();
+        continue;
+      }
+      // not connected: the legs and snoops of the dead process go, the caller (if still there) is taken over
+      for (const c of own) if (c.id !== call.channel_id) await ignoreGone(deps.ari.channels.hangup(c.id, 'normal')).catch(() => undefined);
+      for (const b of callBridges) if (!b.id.startsWith('call-') || !caller) await ignoreGone(deps.ari.bridges.destroy(b.id)).catch(() => undefined);
+      if (!caller || call.direction !== 'inbound') {
+        if (caller) await ignoreGone(deps.ari.channels.hangup(caller.id, 'normal')).catch(() => undefined);
+        log1.warn({ callerThere: Boolean(caller) }, 'closing a call its process left behind');
+        await closeLost(call.id, call.answered_at, call.arrived_at, call.queued_at).catch((err) => log1.error({ err: (err as Error).message }, 'could not close a lost call record'));
+        continue;
+      }
+      const live = await deps.redis.hgetall(deps.keys.call(call.id)).catch(() => ({}) as Record<string, string>);
+      const waitingIn = call.answered_at ? null : (call.queue ?? live.queue ?? null);
+      const session = new CallSession(sessionDeps, caller, caller.createdAt, {
+        callId: call.id,
+        arrivedAt: call.arrived_at,
+        language: (call.language ?? 'zh') as ResumeState['language'],
+        queue: waitingIn,
+        queuedAt: call.queued_at ? call.queued_at.getTime() : live.queuedAt ? Date.parse(live.queuedAt) : null,
+        priority: 0,
+        ivrPath: call.ivr_path ?? [],
+        answered: call.answered_at !== null,
+        answeredAt: call.answered_at,
+        agents: call.agents ?? [],
+        bridgeExists: bridges.some((b) => b.id === `call-${call.id}` && b.channels.includes(caller.id)),
+      });
+      byId.set(session.id, session);
+      void session.run();
+    }
+    // leftovers nobody owns: legs and snoops of calls that are over, empty bridges
+    for (const c of channels) {
+      if (handled.has(c.id) || byChannel.has(c.id)) continue;
+      const callId = callOf(c.id);
+      if (callId && !byId.has(callId)) {
+        log.warn({ channelId: c.id }, 'hanging up a leg left by a call that is over');
+        await ignoreGone(deps.ari.channels.hangup(c.id, 'normal')).catch(() => undefined);
+      }
+    }
+    for (const b of bridges) {
+      if (b.channels.length > 0) continue;
+      const m = /^(?:call|hold|consult|monitor)-([0-9a-f-]{36})/.exec(b.id);
+      if (m && byId.has(m[1]!)) continue;
+      await ignoreGone(deps.ari.bridges.destroy(b.id)).catch(() => undefined);
+    }
+  }
+
+  /** a call whose caller left while no process watched: closed as it stood (answered, or abandoned) */
+  async function closeLost(callId: string, answeredAt: Date | null, arrivedAt: Date, queuedAt: Date | null): Promise<void> {
+    const now = new Date();
+    await deps.db.insertInto('call_events').values({ call_id: callId, at: now, type: 'ended', data: JSON.stringify({ by: 'system', lost: true }) }).execute();
+    await deps.db
+      .updateTable('calls')
+      .set({
+        ended_at: now,
+        disposition: answeredAt ? 'answered' : queuedAt ? 'abandoned' : 'failed',
+        end_reason: 'lost',
+        wait_seconds: ((answeredAt ?? now).getTime() - arrivedAt.getTime()) / 1000,
+        ...(answeredAt ? { talk_seconds: (now.getTime() - answeredAt.getTime()) / 1000 } : {}),
+      })
+      .where('id', '=', callId)
+      .where('ended_at', 'is', null)
+      .execute();
+    for (const a of await deps.engine.listAgents().catch(() => [])) {
+      if (a.callId === callId) await deps.agentStates.tryTransition(a.agentId, 'ready', { expectCallId: callId, reason: null }).catch(() => undefined);
     }
   }
 

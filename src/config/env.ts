@@ -27,6 +27,8 @@ export interface Config {
   loginFailureWindowSeconds: number;
   /** how often every process sweeps the breaks (due ones end, deferred ones start) */
   breakSweepSeconds: number;
+  /** agents with this skill ring in the dialplan's fallback while no process is connected (FALLBACK_SKILL) */
+  fallbackSkill: string;
   /** how often the supervisors' live view (queue.stats, agent.board) is pushed when it changed (ms) */
   liveViewPushMs: number;
   /** the wallboard (/wallboard, GET /api/v1/wallboard): its read-only key (WALLBOARD_KEY, null: tokens only) and longest-wait colours */
@@ -70,6 +72,10 @@ export interface Config {
   smpp: { url: string; systemId: string; password: string; sourceAddr: string };
   /** call recordings are deleted (Asterisk's file, the index row marked purged) this many days after they started */
   recordingRetentionDays: number;
+  /** FCR from calls: a consultation is not resolved when the same number calls the same line again within this many days (docs/kpi.md) */
+  fcrRepeatDays: number;
+  /** every 15-minute KPI rollup re-rolls this many hours back (late events: src/kpi/rollup.ts) */
+  kpiReconcileHours: number;
   sms: {
     /** the SMS templates operators edit (reloaded on change) */
     templatesFile: string;
@@ -183,6 +189,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     loginFailureWindowSeconds: int(env, 'LOGIN_FAILURE_WINDOW_SECONDS', 300, 1, 86400),
     breakSweepSeconds: int(env, 'BREAK_SWEEP_SECONDS', 5, 1, 300),
     liveViewPushMs: int(env, 'LIVE_VIEW_PUSH_MS', 1000, 200, 60000),
+    fallbackSkill: str(env, 'FALLBACK_SKILL', 'general'),
     wallboard: {
       key: str(env, 'WALLBOARD_KEY', '') || null,
       amberSeconds: int(env, 'WALLBOARD_AMBER_SECONDS', 30, 1, 3600),
@@ -215,6 +222,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       sourceAddr: str(env, 'SMS_SOURCE_ADDR', '12345'),
     },
     recordingRetentionDays: int(env, 'RECORDING_RETENTION_DAYS', 180, 1, 3650),
+    fcrRepeatDays: int(env, 'FCR_REPEAT_DAYS', 3, 1, 90),
+    kpiReconcileHours: int(env, 'KPI_RECONCILE_HOURS', 3, 1, 48),
     sms: {
       templatesFile: str(env, 'SMS_TEMPLATES_FILE', 'config/sms-templates.yaml'),
       bulkMax: int(env, 'SMS_BULK_MAX', 200, 1, SMS_BULK_LIMIT),
@@ -232,6 +241,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   if (!/^(\d{1,20}|[A-Za-z0-9]{1,11})$/.test(config.smpp.sourceAddr)) throw new ConfigError(`SMS_SOURCE_ADDR must be up to 20 digits or 11 letters and digits, got "${config.smpp.sourceAddr}"`);
   if (nodeEnv === 'production') {
     if (config.ari.password === DEV_DEFAULTS.ARI_PASSWORD) throw new ConfigError('ARI_PASSWORD must be set in production (the development default is refused)');
+    if (config.ari.password.length < 16) throw new ConfigError('ARI_PASSWORD must have at least 16 characters in production');
     if (config.admin.user === DEV_DEFAULTS.HOTLINE_ADMIN_USER && config.admin.password === DEV_DEFAULTS.HOTLINE_ADMIN_PASSWORD) {
       throw new ConfigError('HOTLINE_ADMIN_USER and HOTLINE_ADMIN_PASSWORD must be set in production (admin/admin is refused)');
     }

@@ -197,7 +197,7 @@ export interface ListImportRowsTable {
 }
 
 export type VoicemailStatus = 'recording' | 'saved' | 'empty' | 'failed';
-export type VoicemailReason = 'maintenance' | 'ivr';
+export type VoicemailReason = 'maintenance' | 'ivr' | 'fallback';
 
 export interface VoicemailsTable {
   id: Generated<string>;
@@ -348,7 +348,80 @@ export interface SurveyResultsTable {
   at: Date;
 }
 
+/** KPI rollups (migration 0014, src/kpi/rollup.ts): counts and sums per period and dimension (docs/kpi.md) */
+export type KpiGrain = '15m' | 'day' | 'month';
+export type KpiDim = 'all' | 'line' | 'queue' | 'agent';
+/** bigint sums come back from pg as strings */
+type BigCount = ColumnType<string, number, number>;
+export interface KpiRollupsTable {
+  grain: KpiGrain;
+  period_start: Timestamp;
+  dim: KpiDim;
+  key: string;
+  offered: number;
+  answered: number;
+  ivr_completed: number;
+  abandoned: number;
+  short_abandoned: number;
+  voicemails: number;
+  callback_requested: number;
+  other_unanswered: number;
+  transfers: number;
+  wait_count: number;
+  wait_sum_ms: BigCount;
+  sl_answered: number;
+  wait_ms: number[];
+  talk_count: number;
+  talk_sum_ms: BigCount;
+  wrap_count: number;
+  wrap_sum_ms: BigCount;
+  ratings: number;
+  satisfied: number;
+  fcr_first_calls: number;
+  fcr_resolved_calls: number;
+  tickets_opened: number;
+  tickets_resolved_first_contact: number;
+  tickets_dispatched: number;
+  tickets_returned: number;
+  tickets_closed: number;
+  tickets_called_back_24h: number;
+  tickets_callback_skipped: number;
+}
+
+/** one run of a KPI rollup job */
+export interface KpiRollupRunsTable {
+  id: Generated<string>;
+  job_id: string | null;
+  kind: string;
+  /** jsonb [[fromIso, toIso], ...], written as a JSON string */
+  ranges: ColumnType<Array<[string, string]>, string, string>;
+  intervals: number;
+  rows: number;
+  started_at: Timestamp;
+  finished_at: Generated<Date>;
+}
+
+export type KpiReportKind = 'monthly' | 'quarterly' | 'half-yearly' | 'annual';
+export type KpiReportStatus = 'queued' | 'running' | 'done' | 'failed';
+/** a periodic report (src/kpi/reports.ts): the HTML and CSV files are kept in the row */
+export interface KpiReportsTable {
+  id: Generated<string>;
+  kind: KpiReportKind;
+  period: string;
+  status: Generated<KpiReportStatus>;
+  html: string | null;
+  csv: string | null;
+  created_by: string;
+  created_at: Generated<Date>;
+  started_at: NullableTimestamp;
+  finished_at: NullableTimestamp;
+  error: string | null;
+}
+
 export interface Database {
+  kpi_rollups: KpiRollupsTable;
+  kpi_rollup_runs: KpiRollupRunsTable;
+  kpi_reports: KpiReportsTable;
   callback_attempts: CallbackAttemptsTable;
   survey_results: SurveyResultsTable;
   tickets: TicketsTable;

@@ -50,11 +50,14 @@ import type { SmsService } from '../sms/sms.service.js';
 import { ticketsRoutes } from '../tickets/tickets.routes.js';
 import type { TicketsService } from '../tickets/tickets.service.js';
 import { staffingRoutes } from '../kpi/staffing.routes.js';
+import { kpiRoutes } from '../kpi/kpi.routes.js';
+import { reportsRoutes } from '../kpi/reports.routes.js';
+import type { JobScheduler } from '../jobs/scheduler.js';
 import type { AudioTickets } from '../recordings/audio-tickets.js';
 import { wallboardRoutes } from '../wallboard/wallboard.routes.js';
 import type { WallboardService } from '../wallboard/wallboard.service.js';
 import { webRoutes } from '../web/web.routes.js';
-import { enforceStrictInput, refuseNul } from './strict-input.js';
+import { checkInput, enforceStrictInput } from './strict-input.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -118,6 +121,8 @@ export interface AppDeps {
   audioTickets?: AudioTickets;
   /** the built web pages (/wallboard, /console); default dist/web of this checkout */
   webDir?: string;
+  /** background jobs (src/jobs): KPI re-rolls and reports are enqueued; left out, those POSTs answer 503 */
+  jobs?: Pick<JobScheduler, 'enqueue'>;
   readiness: Readiness;
   metrics: () => string | Promise<string>;
 }
@@ -135,9 +140,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorateRequest('principal', null);
-  // every /api route: strict input schemas (unknown fields are a 400; checked at build time), no NUL characters
+  // every /api route: strict input schemas (unknown fields are a 400; checked at build time); no NUL characters,
+  // no silent type conversion in JSON bodies (src/http/strict-input.ts)
   app.addHook('onRoute', enforceStrictInput);
-  app.addHook('preValidation', refuseNul);
+  app.addHook('preValidation', checkInput);
 
   app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
     if (err instanceof AppError) {
@@ -196,6 +202,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   await app.register(staffingRoutes, { prefix: '/api/v1/staffing', db: deps.db, guard });
   if (deps.wallboard) await app.register(wallboardRoutes, { prefix: '/api/v1/wallboard', service: deps.wallboard.service, auth: deps.auth, key: deps.wallboard.key });
   await app.register(webRoutes, deps.webDir ? { dir: deps.webDir } : {});
+  await app.register(kpiRoutes, { prefix: '/api/v1/kpi', db: deps.db, guard, jobs: deps.jobs });
+  await app.register(reportsRoutes, { prefix: '/api/v1/reports', db: deps.db, guard, jobs: deps.jobs });
   return app;
 }
 

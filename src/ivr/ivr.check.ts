@@ -4,8 +4,8 @@
  * service would at a reload. Exit 0 and a one-line summary, or exit 1 and every problem as
  * `file:line: what is wrong`.
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { readOperatorFile } from '../shared/yaml.js';
 import { parseQueues, QueuesConfigError } from '../acd/queues.config.js';
 import { IvrConfigError, loadIvrConfig } from './ivr.config.js';
 
@@ -14,7 +14,7 @@ const queuesFile = path.resolve(process.env.QUEUES_FILE ?? path.join(dir, 'queue
 
 let queueIds: Set<string>;
 try {
-  queueIds = new Set(parseQueues(readFileSync(queuesFile, 'utf8')).keys());
+  queueIds = new Set(parseQueues(readOperatorFile(queuesFile)).keys());
 } catch (err) {
   const why = err instanceof QueuesConfigError ? err.message : (err as NodeJS.ErrnoException).code ?? (err as Error).message;
   console.error(`${path.relative(process.cwd(), queuesFile)}: ${why}`);

@@ -8,9 +8,10 @@
  * This module only reads and checks: ivr.runner.ts interprets a flow, ivr.store.ts reloads and serves the files.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { isMap, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isSeq, LineCounter, type Document } from 'yaml';
+import { OperatorFileTooLarge, parseOperatorDocument, readOperatorFile } from '../shared/yaml.js';
 
 export const LANGUAGES = ['zh', 'en', 'ru', 'ja', 'ko', 'de', 'fr'] as const;
 export type Language = (typeof LANGUAGES)[number];
@@ -100,16 +101,18 @@ function load(dir: string, rel: string, problems: string[], files?: Map<string, 
   const file = path.join(dir, rel);
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    // size-capped (src/shared/yaml.ts): a huge file is refused unread
+    text = readOperatorFile(file);
   } catch (err) {
-    problems.push(`${rel}:1: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    problems.push(`${rel}:1: cannot read: ${err instanceof OperatorFileTooLarge ? err.message : ((err as NodeJS.ErrnoException).code ?? (err as Error).message)}`);
     return null;
   }
   files?.set(rel, createHash('sha256').update(text).digest('hex').slice(0, 12));
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
-  if (doc.errors.length) {
-    for (const e of doc.errors) problems.push(`${rel}:${lc.linePos(e.pos[0]).line}: ${e.code === 'DUPLICATE_KEY' ? 'the same key twice (e.g. a digit used twice in a menu)' : `YAML: ${e.message.split('\n')[0]}`}`);
+  // syntax, duplicate keys, unsafe tags (!!js/function ...), alias bombs: every problem with its line
+  const { doc, problems: yamlProblems } = parseOperatorDocument(text, lc);
+  if (yamlProblems.length) {
+    for (const e of yamlProblems) problems.push(`${rel}:${e.line}: ${e.code === 'DUPLICATE_KEY' ? 'the same key twice (e.g. a digit used twice in a menu)' : `YAML: ${e.message}`}`);
     return null;
   }
   return { file: rel, doc, lc };

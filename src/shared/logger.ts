@@ -16,10 +16,13 @@ export type { Logger };
  * `dnis`, `line` and `dialed` are the hotline's own numbers and are not keys masked by name.
  */
 export function maskNumber(value: string): string {
-  const digits = value.replace(/\D/g, '').length;
+  // the digits of URL escapes (%20, %2B) are not the number's
+  const DIGIT = /%[0-9A-Fa-f]{2}|\d/g;
+  const digits = (value.match(DIGIT) ?? []).filter((d) => d.length === 1).length;
   if (digits < 7) return value;
   let seen = 0;
-  return value.replace(/\d/g, (d) => {
+  return value.replace(DIGIT, (d) => {
+    if (d.length > 1) return d;
     seen += 1;
     return seen <= 3 || seen > digits - 4 ? d : '*';
   });
@@ -54,14 +57,17 @@ const PHONE_LIKE = /^[+(]?[\d\s().-]{7,24}$/;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const maskable = (v: string) => PHONE_LIKE.test(v) && !DATE.test(v);
 
-// inside any string of the line; never inside a longer run of digits or letters (ids, timestamps, hex)
+// inside any string of the line; never inside a longer run of digits, letters or dashed groups (uuids, timestamps, hex)
 const FREE_TEXT = new RegExp(
   [
-    '(?:\\+?86|0086)?1[3-9]\\d{9}', // mobiles
-    '(?:\\+86|0086)?0\\d{2,3}[- ]?\\d{7,8}', // fixed lines with their area code
+    '(?:\\+?86S|0086S)?1[3-9]\\dS\\d{4}S\\d{4}', // mobiles (138 1234 5678, 138-1234-5678 too)
+    '(?:\\+86S|0086S)?0\\d{2,3}S\\d{3,4}S\\d{4}', // fixed lines with their area code
     '\\+\\d{8,15}', // international
   ]
-    .map((p) => `(?<![0-9A-Za-z*])${p}(?![0-9A-Za-z*])`)
+    // S: an optional separator: a blank or a dash, also URL-escaped
+    .map((p) => p.replace(/S/g, '(?:[- ]|%20)?'))
+    // after a URL escape too (?caller=%2B8613812345678)
+    .map((p) => `(?:(?<![0-9A-Za-z*_-])|(?<=%[0-9A-Fa-f]{2}))${p}(?![0-9A-Za-z*_]|-[0-9A-Za-z])`)
     .join('|'),
   'g',
 );

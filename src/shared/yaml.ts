@@ -49,6 +49,9 @@ export function readOperatorFile(file: string, maxBytes = OPERATOR_YAML_MAX_BYTE
 
 export interface YamlProblem {
   line: number;
+  col: number;
+  /** the yaml package's error code (DUPLICATE_KEY, ...), or ours: UNSAFE_TAG, ALIAS_BOMB, TOO_LARGE, WARNING */
+  code: string;
   message: string;
 }
 
@@ -58,16 +61,22 @@ export interface YamlProblem {
  */
 export function parseOperatorDocument(text: string, lc: LineCounter = new LineCounter()): { doc: Document.Parsed; problems: YamlProblem[] } {
   if (text.length > OPERATOR_YAML_MAX_BYTES) {
-    return { doc: parseDocument(''), problems: [{ line: 1, message: `the file is larger than ${OPERATOR_YAML_MAX_BYTES} bytes` }] };
+    return { doc: parseDocument(''), problems: [{ line: 1, col: 1, code: 'TOO_LARGE', message: `the file is larger than ${OPERATOR_YAML_MAX_BYTES} bytes` }] };
   }
   const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false, merge: false });
-  const lineOf = (offset: number | undefined) => (offset === undefined ? 1 : lc.linePos(offset).line);
+  const at = (offset: number | undefined) => (offset === undefined ? { line: 1, col: 1 } : lc.linePos(offset));
   const problems: YamlProblem[] = [];
   for (const e of doc.errors) {
-    problems.push({ line: lineOf(e.pos[0]), message: e.code === 'DUPLICATE_KEY' ? 'the same key twice (e.g. a digit used twice in a menu)' : `YAML: ${e.message.split('\n')[0]}` });
+    problems.push({ ...at(e.pos[0]), code: e.code, message: e.code === 'DUPLICATE_KEY' ? 'the same key twice' : e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '') });
   }
   if (problems.length) return { doc, problems };
 
+  // where a node's tag is written: just before its value (the node's own range starts at the value)
+  const tagOffset = (start: number | undefined) => {
+    if (start === undefined) return undefined;
+    const m = /!\S*\s*$/.exec(text.slice(Math.max(0, start - 1024), start));
+    return m ? start - m[0].length : start;
+  };
   let aliases = 0;
   let firstAlias: number | undefined;
   visit(doc, (_key, node) => {
@@ -80,24 +89,24 @@ export function parseOperatorDocument(text: string, lc: LineCounter = new LineCo
     const resolved = node.tag;
     if (!CORE_TAGS.has(resolved)) {
       const shown = resolved.startsWith('tag:yaml.org,2002:') ? `!!${resolved.slice('tag:yaml.org,2002:'.length)}` : resolved;
-      problems.push({ line: lineOf(node.range?.[0]), message: `the tag ${shown} is not allowed: operator files hold plain strings, numbers, booleans, lists and maps` });
+      problems.push({ ...at(tagOffset(node.range?.[0])), code: 'UNSAFE_TAG', message: `the tag ${shown} is not allowed: operator files hold plain strings, numbers, booleans, lists and maps` });
     }
   });
   for (const w of doc.warnings) {
-    const line = lineOf(w.pos[0]);
+    const where = at(w.pos[0]);
     // an unknown tag is reported once, above
-    if (!problems.some((p) => p.line === line)) problems.push({ line, message: `YAML: ${w.message.split('\n')[0]}` });
+    if (!problems.some((p) => p.line === where.line)) problems.push({ ...where, code: 'WARNING', message: w.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '') });
   }
   if (aliases > OPERATOR_YAML_MAX_ALIASES) {
-    problems.push({ line: lineOf(firstAlias), message: `${aliases} aliases (*name); at most ${OPERATOR_YAML_MAX_ALIASES}` });
+    problems.push({ ...at(firstAlias), code: 'ALIAS_BOMB', message: `${aliases} aliases (*name); at most ${OPERATOR_YAML_MAX_ALIASES}` });
   } else if (aliases > 0 && problems.length === 0) {
     try {
       doc.toJS({ maxAliasCount: OPERATOR_YAML_MAX_ALIASES });
     } catch (err) {
-      problems.push({ line: lineOf(firstAlias), message: `aliases expand too much (a YAML bomb?): ${(err as Error).message.split('\n')[0]}` });
+      problems.push({ ...at(firstAlias), code: 'ALIAS_BOMB', message: `aliases expand too much (a YAML bomb?): ${(err as Error).message.split('\n')[0]}` });
     }
   }
-  problems.sort((a, b) => a.line - b.line);
+  problems.sort((a, b) => a.line - b.line || a.col - b.col);
   return { doc, problems };
 }
 
@@ -106,9 +115,6 @@ export function parseOperatorYaml(text: string, fail: (message: string) => Error
   const lc = new LineCounter();
   const { doc, problems } = parseOperatorDocument(text, lc);
   const first = problems[0];
-  if (first) {
-    const col = first.message.startsWith('YAML:') ? '' : '';
-    throw fail(`YAML error at line ${first.line}${col}: ${first.message.replace(/^YAML: /, '')}`);
-  }
+  if (first) throw fail(`YAML error at line ${first.line}, column ${first.col}: ${first.message}`);
   return doc.toJS({ maxAliasCount: OPERATOR_YAML_MAX_ALIASES });
 }

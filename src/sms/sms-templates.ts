@@ -4,9 +4,8 @@
  * version refused while the last good one stays in force.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { parseOperatorYaml } from '../shared/yaml.js';
+import { parseOperatorYaml, readOperatorFile } from '../shared/yaml.js';
 import { badRequest } from '../shared/errors.js';
 import { watchPaths } from '../shared/watch.js';
 
@@ -74,7 +73,7 @@ export function createSmsTemplates(file: string, parentLog: Logger, opts: { watc
   function load(): void {
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      text = readOperatorFile(file);
     } catch (err) {
       throw new SmsTemplatesError(`cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }

@@ -95,6 +95,25 @@ export async function listSms(db: Db, f: SmsFilter): Promise<{ items: SmsRow[]; 
   return { items, nextCursor: rows.length > f.limit && last ? encodeCursor(last.created_at, last.id) : null };
 }
 
+/**
+ * an agent's own correspondents: the (normalised) number was the caller or the dialled number of a call the
+ * agent took part in, or the agent's user sent it a message. What an agent may list the messages of.
+ */
+export async function isAgentsCorrespondent(db: Db, number: string, who: { userId: string; agentId: string | null }): Promise<boolean> {
+  const viaSms = await db.selectFrom('sms_messages').select('id').where('number', '=', number).where('sent_by', '=', who.userId).limit(1).executeTakeFirst();
+  if (viaSms) return true;
+  if (!who.agentId) return false;
+  const viaCall = await db
+    .selectFrom('calls')
+    .select('id')
+    .where((eb) => eb.or([eb('caller', '=', number), eb('dialed', '=', number)]))
+    // @>: the agents GIN index (calls_agents_idx), or the caller index, serves it
+    .where(sql<boolean>`agents @> array[${who.agentId}]::text[]`)
+    .limit(1)
+    .executeTakeFirst();
+  return viaCall !== undefined;
+}
+
 /** a caller's last messages, both ways, newest first (the screen pop); a number that is not one has none */
 export async function smsHistoryOf(
   db: Db,

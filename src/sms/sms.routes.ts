@@ -5,6 +5,7 @@ import type { SmsRow } from '../db/database.js';
 import type { Guard } from '../http/app.js';
 import { ErrorBody } from '../http/schemas.js';
 import { forbidden } from '../shared/errors.js';
+import { normalizePhone } from '../shared/phone.js';
 import { SMS_MAX_CHARS } from './sms-templates.js';
 import type { SmsService } from './sms.service.js';
 
@@ -124,7 +125,7 @@ export const smsRoutes: FastifyPluginAsyncTypebox<{ sms: SmsService; guard: Guar
       preHandler: guard('agent', 'supervisor', 'admin', 'auditor'),
       schema: {
         tags: ['sms'],
-        summary: 'messages both ways, newest first; an agent lists those of one number (the caller history)',
+        summary: 'messages both ways, newest first; an agent lists those of one number it had a call with or messaged (the caller history)',
         security: [{ bearer: [] }],
         querystring: ListQuery,
         response: { 200: Type.Object({ items: Type.Array(Sms), nextCursor: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorBody, 401: ErrorBody, 403: ErrorBody },
@@ -132,7 +133,15 @@ export const smsRoutes: FastifyPluginAsyncTypebox<{ sms: SmsService; guard: Guar
     },
     async (req) => {
       const q = req.query;
-      if (req.principal!.role === 'agent' && q.number === undefined) throw forbidden('an agent lists the messages of one number: give ?number=');
+      const p = req.principal!;
+      if (p.role === 'agent') {
+        if (q.number === undefined) throw forbidden('an agent lists the messages of one number: give ?number=');
+        // object level: only its own correspondents (a number of one of its calls, or one it messaged)
+        const n = normalizePhone(q.number);
+        if (n !== null && !(await sms.isCorrespondent(n, { userId: p.userId, agentId: p.agentId }))) {
+          throw forbidden('an agent lists the messages of its own callers only (a number of one of its calls, or one it messaged)');
+        }
+      }
       const page = await sms.list({
         ...(q.number !== undefined ? { number: q.number } : {}),
         ...(q.direction ? { direction: q.direction } : {}),

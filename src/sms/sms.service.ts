@@ -12,7 +12,7 @@ import { normalizePhone } from '../shared/phone.js';
 import { retryWrite } from '../shared/retry.js';
 import type { DeliveryReceipt, SmsGateway } from './gateway.js';
 import { SMS_MAX_CHARS, type SmsTemplates } from './sms-templates.js';
-import { applyReceipt, createOutgoing, failAbandoned, listSms, markFailed, markSent, smsHistoryOf, storeInbound, type SmsFilter } from './sms.repo.js';
+import { applyReceipt, createOutgoing, failAbandoned, isAgentsCorrespondent, listSms, markFailed, markSent, smsHistoryOf, storeInbound, type SmsFilter } from './sms.repo.js';
 
 export interface SendRequest {
   to: string[];
@@ -33,6 +33,8 @@ export interface SmsService {
   list: (f: SmsFilter) => ReturnType<typeof listSms>;
   /** a caller's last messages, both ways, newest first */
   historyOf(number: string, limit: number): ReturnType<typeof smsHistoryOf>;
+  /** the number (normalised) is one of the agent's own calls, or the user messaged it: an agent may list its messages */
+  isCorrespondent(number: string, who: { userId: string; agentId: string | null }): Promise<boolean>;
   /** resolves when every message handed over so far has its outcome from the gateway (tests, shutdown) */
   idle(): Promise<void>;
   /** fails what a stopped process left queued, and starts the gateway (which connects in the background) */
@@ -138,6 +140,7 @@ export function createSmsService(deps: SmsDeps): SmsService {
     },
     list: (f) => listSms(db, f),
     historyOf: (number, limit) => smsHistoryOf(db, number, limit),
+    isCorrespondent: (number, who) => isAgentsCorrespondent(db, number, who),
     idle,
     async start() {
       const failed = await failAbandoned(db, ABANDONED_AFTER_MS);

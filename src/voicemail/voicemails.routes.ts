@@ -17,7 +17,7 @@ const Voicemail = Type.Object({
   caller: Type.String(),
   line: Type.String(),
   language: Type.String(),
-  reason: Type.Union([Type.Literal('maintenance'), Type.Literal('ivr')]),
+  reason: Type.Union([Type.Literal('maintenance'), Type.Literal('ivr'), Type.Literal('fallback')]),
   status: Status,
   startedAt: Type.String({ format: 'date-time' }),
   durationSeconds: Type.Union([Type.Number(), Type.Null()]),

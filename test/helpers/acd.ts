@@ -79,6 +79,6 @@ export async function setState(base: string, token: string, id: string, state: s
 export { api };
 
 /** one SIPp UAS phone per agent, taking calls until stopped */
-export async function startPhones(agents: TestAgent[], scenario: string, vars: Record<string, string>, calls = 100): Promise<SippProcess[]> {
-  return Promise.all(agents.map((a) => startSipp({ scenario, localPort: a.port, calls, vars, label: `agent${a.id}` })));
+export async function startPhones(agents: TestAgent[], scenario: string, vars: Record<string, string>, calls = 100, timeoutSeconds = 60): Promise<SippProcess[]> {
+  return Promise.all(agents.map((a) => startSipp({ scenario, localPort: a.port, calls, vars, label: `agent${a.id}`, timeoutSeconds })));
 }

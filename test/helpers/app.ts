@@ -107,7 +107,7 @@ export interface TestApp {
 /** the agent desktop's deps a test may wire (ACD, breaks, desk, live events, the sign-in limiter) */
 export type DeskDeps = Partial<Pick<AppDeps, 'engine' | 'agentStates' | 'queues' | 'queueStats' | 'events' | 'breaks' | 'desk' | 'loginLimiter' | 'eventsHub'>>;
 
-export async function buildTestApp(t: Teardown, infra: TestInfra, deps: { recordings?: Pick<Recordings, 'file'> & Partial<Pick<Recordings, 'delete'>>; recordingsService?: AppDeps['recordingsService']; maintenance?: MaintenanceState; ivr?: IvrStore; calls?: AppDeps['calls']; sms?: AppDeps['sms']; audit?: AppDeps['audit']; liveView?: AppDeps['liveView']; tickets?: AppDeps['tickets'] } & DeskDeps & Partial<Pick<AppDeps, 'wallboard' | 'audioTickets' | 'webDir'>>): Promise<TestApp> {
+export async function buildTestApp(t: Teardown, infra: TestInfra, deps: { recordings?: Pick<Recordings, 'file'> & Partial<Pick<Recordings, 'delete'>>; recordingsService?: AppDeps['recordingsService']; maintenance?: MaintenanceState; ivr?: IvrStore; calls?: AppDeps['calls']; sms?: AppDeps['sms']; audit?: AppDeps['audit']; liveView?: AppDeps['liveView']; tickets?: AppDeps['tickets'] } & DeskDeps & Partial<Pick<AppDeps, 'wallboard' | 'audioTickets' | 'webDir'>> & Partial<Pick<AppDeps, 'jobs'>>): Promise<TestApp> {
   const auth = createAuthService(infra.db, { tokenTtlHours: 1 });
   const unused = new Proxy({}, { get: (_o, p) => { throw new Error(`test app: ${String(p)} is not wired in this test`); } });
   const app = await buildApp({
@@ -145,6 +145,7 @@ export async function buildTestApp(t: Teardown, infra: TestInfra, deps: { record
     audit: deps.audit ?? new AuditLog(infra.db),
     liveView: deps.liveView ?? (unused as AppDeps['liveView']),
     ...(deps.tickets ? { tickets: deps.tickets } : {}),
+    ...(deps.jobs ? { jobs: deps.jobs } : {}),
     ...(deps.wallboard ? { wallboard: deps.wallboard } : {}),
     ...(deps.audioTickets ? { audioTickets: deps.audioTickets } : {}),
     ...(deps.webDir ? { webDir: deps.webDir } : {}),

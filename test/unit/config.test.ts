@@ -48,8 +48,9 @@ t.test('given a wrong value, then one line naming the variable', async (t) => {
 
 t.test('given production, then development secrets are refused', async (t) => {
   t.throws(() => loadConfig({ NODE_ENV: 'production' }), /ARI_PASSWORD must be set in production/);
-  t.throws(() => loadConfig({ NODE_ENV: 'production', ARI_PASSWORD: 's3cret-ari' }), /HOTLINE_ADMIN_USER and HOTLINE_ADMIN_PASSWORD/);
-  const secrets = { NODE_ENV: 'production', ARI_PASSWORD: 's3cret-ari', HOTLINE_ADMIN_USER: 'ops', HOTLINE_ADMIN_PASSWORD: 'a-long-password!' };
+  t.throws(() => loadConfig({ NODE_ENV: 'production', ARI_PASSWORD: 's3cret-ari' }), /ARI_PASSWORD must have at least 16 characters/, 'a short ARI password');
+  t.throws(() => loadConfig({ NODE_ENV: 'production', ARI_PASSWORD: 's3cret-ari-password' }), /HOTLINE_ADMIN_USER and HOTLINE_ADMIN_PASSWORD/);
+  const secrets = { NODE_ENV: 'production', ARI_PASSWORD: 's3cret-ari-password', HOTLINE_ADMIN_USER: 'ops', HOTLINE_ADMIN_PASSWORD: 'a-long-password!' };
   t.throws(() => loadConfig(secrets), /SMPP_PASSWORD must be set in production/);
   t.throws(() => loadConfig({ ...secrets, SMPP_PASSWORD: 'smsc-pw' }), /TICKET_WEBHOOK_SECRET must be set in production/);
   t.throws(() => loadConfig({ ...secrets, SMPP_PASSWORD: 'smsc-pw', TICKET_WEBHOOK_SECRET: 'short' }), /TICKET_WEBHOOK_SECRET must have at least 16/);

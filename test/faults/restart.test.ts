@@ -1,0 +1,171 @@
+/**
+ * Fault suite (npm run test:faults): the service as a process of its own on the real stack (Asterisk 22,
+ * SIPp callers and 20 SIPp agent phones, PostgreSQL, Redis), killed and restarted while citizens call.
+ * After each scenario the same invariants: every SIPp call has exactly one call record, none stays open,
+ * no unhandled rejection in the service's log, nothing left behind in Asterisk.
+ *  A. kill -9 during 20 connected calls: all stay connected (no BYE from the platform) and are closed on record.
+ *  B. kill -9 while callers wait in a queue and in a menu: none dropped, each taken over within 10 s.
+ *  C. the service stopped, 20 new calls: the dialplan fallback rings the signed-in agents; the calls are
+ *     on record once the service is back; with nobody signed in a message is left, and becomes a voicemail.
+ */
+import { readFileSync } from 'node:fs';
+import t, { type Test } from 'tap';
+import { sql } from 'kysely';
+import { runSipp, type SippProcess } from '../sipp/sipp.js';
+import { callerScript } from '../sipp/caller-script.js';
+import { ARI, ariBridges, ariChannels, getJson, login, resetAri, waitFor } from '../helpers/stack.js';
+import { api, createReadyAgent, ivrDirWithDirectLines, setState, startPhones, writeQueuesFile, type TestAgent } from '../helpers/acd.js';
+import { deploymentEnv, spawnService, type ServiceProcess } from '../helpers/service-process.js';
+import { createDb } from '../../src/db/db.js';
+
+await resetAri();
+const queuesFile = writeQueuesFile('defaults: { ringSeconds: 10, wrapUpSeconds: 1, announceEverySeconds: 0, callbackOffer: null }\nqueues:\n  "7401": { name: fault suite, skill: kf }\n');
+const env = await deploymentEnv({ QUEUES_FILE: queuesFile, IVR_DIR: ivrDirWithDirectLines(['7401']), REPEAT_CALLER_DAYS: '0', FALLBACK_SKILL: 'kf', LOG_LEVEL: 'info' });
+const db = createDb(env.DATABASE_URL!);
+t.teardown(() => db.destroy());
+const agents: TestAgent[] = Array.from({ length: 20 }, (_, i) => ({ id: String(1740 + i + 1), port: 5401 + i, skills: [{ skill: 'kf', level: 5 }] }));
+// the phones live through every scenario (SIPp's wrapper ends a process after its timeout)
+const phones: SippProcess[] = await startPhones(agents, 'agent-answer', { ring_ms: '300' }, 200, 900);
+let svc: ServiceProcess = await spawnService('restart', env);
+let admin = await login(svc.url);
+for (const a of agents) await createReadyAgent(svc.url, admin, a);
+t.teardown(async () => {
+  await svc.stop().catch(() => undefined);
+  await Promise.all(phones.map((p) => p.stop().catch(() => undefined)));
+});
+const tag = String(Date.now()).slice(-5);
+const logFile = '/tmp/hotline-fault-restart.log';
+const logStart = (() => {
+  try {
+    return readFileSync(logFile, 'utf8').length;
+  } catch {
+    return 0;
+  }
+})();
+
+async function restart(how: 'kill9' | 'stop'): Promise<number> {
+  const at = Date.now();
+  if (how === 'kill9') await svc.kill9();
+  else await svc.stop();
+  return at;
+}
+async function startAgain(): Promise<void> {
+  svc = await spawnService('restart', env);
+  admin = await login(svc.url);
+}
+
+/** the invariants every scenario ends with */
+async function invariants(t: Test, caller: string, calls: number): Promise<void> {
+  const rows = await waitFor(async () => {
+    const r = await db.selectFrom('calls').select(['id', 'ended_at', 'disposition', 'end_reason']).where('caller', '=', caller).execute();
+    return r.length === calls && r.every((x) => x.ended_at) ? r : undefined;
+  }, 30_000, `${calls} closed records for ${caller}`).catch(async () => db.selectFrom('calls').select(['id', 'ended_at', 'disposition', 'end_reason']).where('caller', '=', caller).execute());
+  t.equal(rows.length, calls, `exactly one call record per SIPp call (${calls})`);
+  t.equal(rows.filter((r) => !r.ended_at).length, 0, 'no record stays open');
+  const left = await waitFor(async () => {
+    const ch = (await ariChannels()).filter((c) => !c.name.startsWith('Snoop'));
+    const br = (await ariBridges()).filter((b) => b.channels.length > 0 || b.id.startsWith('call-'));
+    return ch.length === 0 && br.length === 0 ? true : undefined;
+  }, 20_000, 'Asterisk empty').catch(() => false);
+  t.ok(left, 'nothing left behind in Asterisk');
+  const log = readFileSync(logFile, 'utf8').slice(logStart);
+  t.notOk(/unhandled rejection/.test(log), 'no unhandled rejection in the service log');
+}
+
+const bridgedCalls = async (n: number) =>
+  waitFor(async () => {
+    const b = (await ariBridges()).filter((x) => x.id.startsWith('call-') && x.channels.length === 2);
+    return b.length === n ? b : undefined;
+  }, 30_000, `${n} connected calls`);
+
+t.test('A. kill -9 during 20 connected calls: they stay connected and are closed on record after the restart', async (t) => {
+  const caller = `1393${tag}01`;
+  const done = runSipp({ scenario: callerScript([], 35_000), remote: '127.0.0.1:5060', service: '7401', callerNumber: caller, calls: 20, rate: 20, limit: 20, timeoutSeconds: 120 });
+  const before = await bridgedCalls(20);
+  await restart('kill9');
+  await new Promise((r) => setTimeout(r, 2000));
+  const after = (await ariBridges()).filter((x) => x.id.startsWith('call-') && x.channels.length === 2);
+  t.equal(after.length, 20, 'with no control plane at all, the 20 calls are still connected');
+  t.same(after.map((b) => b.id).sort(), before.map((b) => b.id).sort());
+  await startAgain();
+  const result = await done;
+  t.equal(result.succeeded, 20, 'every caller ended its call itself: the platform sent no BYE');
+  t.equal(result.failed, 0);
+  await invariants(t, caller, 20);
+  const rows = await db.selectFrom('calls').select(['disposition', 'end_reason']).where('caller', '=', caller).execute();
+  t.ok(rows.every((r) => r.disposition === 'answered' && r.end_reason === 'caller'), 'answered, ended by the caller');
+  const adopted = await sql<{ n: number }>`select count(distinct e.call_id)::int as n from call_events e join calls c on c.id = e.call_id where c.caller = ${caller} and e.type = 'adopted'`.execute(db);
+  t.equal(adopted.rows[0]!.n, 20, 'the restarted process adopted each call');
+  await waitFor(async () => {
+    const states = await Promise.all(agents.map(async (a) => (await getJson(svc.url, `/api/v1/agents/${a.id}`, admin)).body.state?.state));
+    return states.every((s) => s === 'ready') ? true : undefined;
+  }, 20_000, 'every agent free again');
+});
+
+t.test('B. kill -9 while callers wait in a queue and in a menu: each is taken over within 10 s, none dropped', async (t) => {
+  for (const a of agents) await setState(svc.url, admin, a.id, 'not_ready');
+  const queued = `1393${tag}02`;
+  const menu = `1393${tag}03`;
+  const inQueue = runSipp({ scenario: callerScript([], 45_000), remote: '127.0.0.1:5060', service: '7401', callerNumber: queued, calls: 5, rate: 10, limit: 5, timeoutSeconds: 120 });
+  const inMenu = runSipp({ scenario: callerScript([], 25_000), remote: '127.0.0.1:5060', service: '12345', callerNumber: menu, calls: 2, rate: 10, limit: 2, timeoutSeconds: 120 });
+  await waitFor(async () => ((await getJson(svc.url, '/api/v1/queues/7401', admin)).body.waiting === 5 ? true : undefined), 20_000, '5 callers waiting');
+  await new Promise((r) => setTimeout(r, 1000));
+  const killedAt = await restart('kill9');
+  await startAgain();
+  const resumed = await waitFor(async () => {
+    const r = await sql<{ call_id: string; at: Date }>`select e.call_id, e.at from call_events e join calls c on c.id = e.call_id where c.caller in (${queued}, ${menu}) and e.type = 'resumed'`.execute(db);
+    return r.rows.length === 7 ? r.rows : undefined;
+  }, 20_000, '7 calls taken over');
+  const worst = Math.max(...resumed.map((r) => r.at.getTime() - killedAt));
+  t.ok(worst < 10_000, `every caller taken over within 10 s of the kill (worst ${worst} ms)`);
+  t.equal((await getJson(svc.url, '/api/v1/queues/7401', admin)).body.waiting, 5, 'the 5 are waiting in the queue again');
+  for (const a of agents.slice(0, 5)) await setState(svc.url, admin, a.id, 'ready');
+  await bridgedCalls(5);
+  const q = await inQueue;
+  const m = await inMenu;
+  t.equal(q.succeeded, 5, 'the queued callers were answered and hung up themselves');
+  t.equal(m.succeeded + m.failed, 2, 'the menu callers ran to their end');
+  await invariants(t, queued, 5);
+  const rows = await db.selectFrom('calls').select(['disposition', 'answered_at']).where('caller', '=', queued).execute();
+  t.ok(rows.every((r) => r.disposition === 'answered'), 'the queued callers reached an agent');
+  await invariants(t, menu, 2);
+  for (const a of agents) await setState(svc.url, admin, a.id, 'ready').catch(() => undefined);
+});
+
+t.test('C. service stopped, 20 new calls: the fallback rings the signed-in agents, the calls are on record when it is back; a message when nobody is signed in', async (t) => {
+  // two agents signed in: the fallback rings both for each call
+  const signedIn = agents.slice(18);
+  for (const a of agents.slice(0, 18)) await setState(svc.url, admin, a.id, 'logged_out');
+  await new Promise((r) => setTimeout(r, 6000)); // the ring group follows within 5 s
+  await restart('stop');
+  const ringGroup = await fetch(`${ARI.url}/ari/asterisk/variable?variable=HOTLINE_FALLBACK_DIAL`, { headers: { authorization: `Basic ${Buffer.from(`${ARI.user}:${ARI.password}`).toString('base64')}` } }).then((r) => r.json() as Promise<{ value: string }>);
+  t.same(ringGroup.value.split('&').sort(), signedIn.map((a) => `PJSIP/agent${a.id}`).sort(), `the fallback rings the signed-in agents (${ringGroup.value})`);
+  const caller = `1393${tag}04`;
+  const r = await runSipp({ scenario: callerScript([], 15_000), remote: '127.0.0.1:5060', service: '7401', callerNumber: caller, calls: 20, rate: 10, limit: 20, timeoutSeconds: 90 });
+  t.equal(r.succeeded, 20, 'all 20 answered by the fallback (none rejected)');
+  await startAgain();
+  await invariants(t, caller, 20);
+  const rows = await db.selectFrom('calls').select(['disposition', 'end_reason', 'agents']).where('caller', '=', caller).execute();
+  t.ok(rows.every((x) => x.end_reason === 'fallback' && x.disposition === 'answered'), 'recorded as answered by the fallback');
+  t.ok(rows.every((x) => x.agents.length === 1 && signedIn.some((a) => a.id === x.agents[0])), 'by one of the two signed-in agents');
+
+  // nobody signed in: the caller leaves a message, which is a voicemail once the service is back
+  for (const a of signedIn) await setState(svc.url, admin, a.id, 'logged_out');
+  await new Promise((r) => setTimeout(r, 6000));
+  await restart('stop');
+  const vmCaller = `1393${tag}05`;
+  const vm = await runSipp({ scenario: callerScript([{ pause: 7000 }, { audio: 'g711a' }], 500), remote: '127.0.0.1:5060', service: '7401', callerNumber: vmCaller, calls: 2, rate: 10, limit: 2, timeoutSeconds: 90 });
+  t.equal(vm.succeeded + vm.failed, 2);
+  await startAgain();
+  await invariants(t, vmCaller, 2);
+  const vms = await waitFor(async () => {
+    const r = (await getJson(svc.url, `/api/v1/voicemails?caller=${vmCaller}`, admin)).body.items;
+    return r?.length === 2 ? r : undefined;
+  }, 15_000, 'two fallback voicemails');
+  t.ok(vms.every((v: any) => v.reason === 'fallback' && v.status === 'saved'), 'fallback messages, saved');
+  const audio = await fetch(`${svc.url}${vms[0].audioUrl}`, { headers: { authorization: `Bearer ${admin}` } });
+  t.equal(audio.status, 200, 'the message plays');
+  t.equal(Buffer.from(await audio.arrayBuffer()).subarray(0, 4).toString(), 'RIFF');
+  for (const a of agents) await createReadyAgent(svc.url, admin, a).catch(() => undefined);
+  await api(svc.url, admin, 'GET', '/api/v1/queues');
+});
