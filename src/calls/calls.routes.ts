@@ -55,6 +55,8 @@ export const callsRoutes: FastifyPluginAsyncTypebox<{ db: Db; guard: Guard }> = 
       const p = req.principal!;
       const caller = q.caller === undefined ? undefined : normalizePhone(q.caller);
       if (caller === null) throw badRequest('invalid-number', `caller "${q.caller}" is not a phone number`);
+      // an agent account without an agent id has no calls of its own
+      if (p.role === 'agent' && !p.agentId) return { items: [], nextCursor: null };
       const rows = await listCalls(db, {
         ...(q.from ? { from: new Date(q.from) } : {}),
         ...(q.to ? { to: new Date(q.to) } : {}),
@@ -62,7 +64,7 @@ export const callsRoutes: FastifyPluginAsyncTypebox<{ db: Db; guard: Guard }> = 
         ...(q.line ? { line: q.line } : {}),
         ...(q.queue ? { queue: q.queue } : {}),
         // an agent's own calls only, whatever it asked for
-        ...(p.role === 'agent' ? { agent: p.agentId ?? '\u0000none' } : q.agent ? { agent: q.agent } : {}),
+        ...(p.role === 'agent' ? { agent: p.agentId! } : q.agent ? { agent: q.agent } : {}),
         ...(q.disposition ? { disposition: q.disposition } : {}),
         ...(q.cursor ? { before: ((c) => ({ arrivedAt: c.at, id: c.id }))(decodeCursor(q.cursor)) } : {}),
         limit: q.limit,
