@@ -92,9 +92,9 @@ const deskAgent = (no: string, uri: string) => ({
   phone: { uri },
 });
 
-/** Asterisk rings the agent's endpoint; answered, the call plays a prompt (dialplan stasis-fallback) and hangs up */
+/** Asterisk rings the agent's endpoint; answered, the call plays a prompt (dialplan hotline-util phone-check) and hangs up */
 async function ring(endpoint: string): Promise<{ status: number; body: any }> {
-  const q = new URLSearchParams({ endpoint, context: 'stasis-fallback', extension: 's', priority: '1', timeout: '15', callerId: '"e2e" <12345>' });
+  const q = new URLSearchParams({ endpoint, context: 'hotline-util', extension: 'phone-check', priority: '1', timeout: '15', callerId: '"e2e" <12345>' });
   return ari('POST', `/channels?${q}`);
 }
 

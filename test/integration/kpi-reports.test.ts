@@ -9,6 +9,7 @@ import t, { type Test } from 'tap';
 import { fireId, JobScheduler } from '../../src/jobs/scheduler.js';
 import { registerKpiJobs } from '../../src/kpi/kpi.jobs.js';
 import { buildTestApp, testInfra } from '../helpers/app.js';
+import { artefact, launchBrowser, newPage } from '../helpers/browser.js';
 import { AGENTS, generate, insertData, merge, mulberry32 } from '../helpers/kpi-data.js';
 
 const infra = await testInfra(t, 'kpireports');
@@ -94,6 +95,23 @@ function parseCsv(text: string): string[][] {
     } else field += ch;
   }
   return rows;
+}
+
+/** the little of the DOM the page test reads in the browser (the test build has no DOM lib) */
+interface Box {
+  width: number;
+  height: number;
+}
+interface El {
+  getAttribute(name: string): string | null;
+  className: string;
+  innerText: string;
+  getBoundingClientRect(): Box;
+  getBBox(): Box;
+  querySelectorAll(selector: string): ArrayLike<El>;
+}
+interface PageGlobals {
+  getComputedStyle(e: El): { color: string };
 }
 
 const pct = (v: number) => `${(v * 100).toFixed(2)}%`;
@@ -187,6 +205,87 @@ t.test('a monthly report shows exactly the KPI endpoint figures for its month, r
     'the staffing section is the staffing forecast for 2026-12-02',
   );
   t.ok(st.weeksOfHistory === 4, 'four Wednesdays of November');
+});
+
+t.test('the monthly report in headless Chromium: the DOM figures are the KPI endpoint month row, charts drawn, no console errors', async (t) => {
+  const started = Date.now();
+  const id = await generated(t, 'monthly', '2026-11');
+  const kpi = await api('GET', '/api/v1/kpi?from=2026-11-01&to=2026-12-01&granularity=month', tokens.supervisor);
+  const month = kpi.body.items[0];
+  t.equal(month.label, '2026-11');
+  const days = (await api('GET', '/api/v1/kpi?from=2026-11-01&to=2026-12-01&granularity=day', tokens.supervisor)).body.items;
+  const file = await api('GET', `/api/v1/reports/${id}/file?format=html`, tokens.supervisor);
+  t.equal(file.status, 200);
+
+  // served to the browser as the service serves it (its Content-Security-Policy included), at an address that is
+  // routed here and never resolved; any other request the page makes is refused and counted
+  const browser = await launchBrowser(t);
+  const { page, errors } = await newPage(browser, { width: 1280, height: 900 });
+  const url = `http://reports.hotline.test/api/v1/reports/${id}/file?format=html`;
+  const headers: Record<string, string> = {};
+  for (const h of ['content-type', 'content-security-policy', 'content-disposition', 'x-content-type-options']) if (typeof file.headers[h] === 'string') headers[h] = file.headers[h] as string;
+  t.match(headers['content-security-policy'], /default-src 'none'/, 'the CSP goes along');
+  const others: string[] = [];
+  await page.route('**/*', (route) => {
+    if (route.request().url() === url) return route.fulfill({ status: 200, headers, body: file.raw });
+    others.push(route.request().url());
+    return route.abort();
+  });
+  const res = await page.goto(url, { waitUntil: 'load' });
+  t.equal(res?.status(), 200);
+  t.equal(await page.title(), '海南12345热线月报 2026年11月');
+
+  // every figure of the summary, exact (data-value) and as shown (the rendered text)
+  const figures = await page.$$eval('[data-scope="total"][data-kpi]', (els) =>
+    (els as unknown as El[]).map((e) => ({ kpi: e.getAttribute('data-kpi')!, value: e.getAttribute('data-value')!, text: e.innerText.trim(), cls: e.className, color: (globalThis as unknown as PageGlobals).getComputedStyle(e).color })),
+  );
+  const keys = figures.map((f) => f.kpi);
+  t.equal(new Set(keys).size, keys.length, 'each figure once in the summary');
+  t.same([...keys].sort(), [...FIGURES, ...COUNTS, 'otherUnanswered'].sort(), 'every KPI and count of the month row is on the page');
+  for (const f of figures) {
+    const v = month[f.kpi];
+    t.not(v, undefined, `${f.kpi} is a field of the month row`);
+    t.equal(f.value === '' ? null : Number(f.value), v, `${f.kpi}: data-value ${f.value} is the endpoint's ${v}`);
+    const shown = v === null ? '—' : FIGURES.includes(f.kpi) ? (f.kpi.endsWith('Seconds') ? sec(v) : pct(v)) : String(v);
+    t.equal(f.text, shown, `${f.kpi} shown as ${shown}`);
+    if (TARGETED.includes(f.kpi) && month.targetsMet[f.kpi] !== null) {
+      // the inline stylesheet applies under the report's CSP: a miss is red, a hit green
+      t.equal(f.color, month.targetsMet[f.kpi] ? 'rgb(27, 125, 50)' : 'rgb(198, 40, 40)', `${f.kpi}: ${month.targetsMet[f.kpi] ? 'green' : 'red'} on the page`);
+    }
+  }
+  t.ok(figures.some((f) => f.cls.includes('miss')) && figures.some((f) => f.cls.includes('met')), 'misses and hits on the page');
+
+  // the by-day table: every day's figures are the endpoint's day row
+  const dayCells = await page.$$eval('[data-scope^="day:"][data-kpi]', (els) => (els as unknown as El[]).map((e) => ({ scope: e.getAttribute('data-scope')!, kpi: e.getAttribute('data-kpi')!, value: e.getAttribute('data-value')! })));
+  t.equal(new Set(dayCells.map((c) => c.scope)).size, 30, '30 days on the page');
+  const dayRows = new Map<string, Record<string, number | null>>(days.map((d: { label: string }) => [`day:${d.label}`, d]));
+  let dayMismatches = 0;
+  for (const c of dayCells) {
+    const want = dayRows.get(c.scope)?.[c.kpi];
+    if (want === undefined || (c.value === '' ? null : Number(c.value)) !== want) dayMismatches++;
+  }
+  t.equal(dayMismatches, 0, `all ${dayCells.length} day figures are the endpoint's`);
+
+  // the charts: four inline SVGs laid out with a size, with drawn content
+  const charts = await page.$$eval('svg', (svgs) =>
+    (svgs as unknown as El[]).map((s) => {
+      const box = s.getBoundingClientRect();
+      const marks = Array.from(s.querySelectorAll('rect, polyline, circle')).map((m) => m.getBBox());
+      return { width: box.width, height: box.height, marks: marks.length, drawn: marks.filter((b) => b.width > 0 || b.height > 0).length };
+    }),
+  );
+  t.equal(charts.length, 4, 'four charts');
+  charts.forEach((c, i) => {
+    t.ok(c.width > 300 && c.height > 50, `chart ${i + 1}: ${c.width.toFixed(0)} x ${c.height.toFixed(0)} px`);
+    t.ok(c.drawn > 0, `chart ${i + 1}: ${c.drawn} of ${c.marks} marks drawn with a size`);
+  });
+  const bars = await page.$$eval('svg', (svgs) => Array.from((svgs as unknown as El[])[0]!.querySelectorAll('g > rect.bar')).filter((r) => r.getBBox().height > 0).length);
+  t.equal(bars, 30, 'the calls-per-day chart has a visible bar for each day');
+
+  await page.screenshot({ path: artefact('kpi-report-2026-11.png') });
+  t.same(errors, [], 'no console errors');
+  t.same(others, [], 'the page requested nothing else');
+  t.ok(Date.now() - started < 20_000, `done in ${Date.now() - started} ms`);
 });
 
 t.test('quarterly, half-yearly and annual reports generate', async (t) => {
