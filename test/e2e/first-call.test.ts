@@ -24,9 +24,9 @@ await createReadyAgent(service.url, token, { id: '1001', port: AGENT_PORT, skill
 t.teardown(() => setState(service.url, token, '1001', 'logged_out').catch(() => undefined));
 
 /** one citizen's call to 12345 with this caller scenario, while the agent phone runs agentScenario */
-async function callWithAgent(caller: string, callerScenario: string, vars: Record<string, string>, agentScenario: string, agentVars: Record<string, string> = {}) {
-  const agent = await startSipp({ scenario: agentScenario, localPort: AGENT_PORT, calls: 1, vars: agentVars });
-  const call = await runSipp({ scenario: callerScenario, remote: '127.0.0.1:5060', service: '12345', callerNumber: caller, vars, timeoutSeconds: 40 });
+async function callWithAgent(caller: string, callerScenario: string, vars: Record<string, string>, agentScenario: string, agentVars: Record<string, string> = {}, timeoutSeconds = 40) {
+  const agent = await startSipp({ scenario: agentScenario, localPort: AGENT_PORT, calls: 1, vars: agentVars, timeoutSeconds: timeoutSeconds + 10 });
+  const call = await runSipp({ scenario: callerScenario, remote: '127.0.0.1:5060', service: '12345', callerNumber: caller, vars, timeoutSeconds });
   return { call, agent: await agent.stop() };
 }
 
@@ -93,17 +93,18 @@ t.test('given the agent phone rings but nobody answers, when the caller hangs up
   await assertNothingLeft(t);
 });
 
-t.test('given a wrong key then a right one, when the agent hangs up first, then the caller is hung up and the record says so', async (t) => {
+t.test('given a wrong key then a right one, when the agent hangs up first, then the caller hears the survey, is hung up and the record says so', async (t) => {
   const caller = `1390002${String(Date.now()).slice(-4)}`;
   // "7" is not on the menu: the caller hears the invalid-key prompt, and "1" typed ahead during it counts
   const { call, agent: agentResult } = await callWithAgent(
     caller,
     'caller-dtmf-wait-bye',
-    { digit: '71', bye_timeout_ms: '20000' },
+    { digit: '71', bye_timeout_ms: '50000' },
     'agent-answer-hangup',
     { ring_ms: '300', talk_ms: '2000' },
+    70,
   );
-  t.equal(call.succeeded, 1, 'the caller got a BYE from the hotline and answered it');
+  t.equal(call.succeeded, 1, 'the caller got a BYE from the hotline (after the survey, unanswered) and answered it');
   t.equal(agentResult.succeeded, 1, 'the agent hung up cleanly');
 
   const rec = await recordOf(caller, 'answered');
@@ -111,6 +112,9 @@ t.test('given a wrong key then a right one, when the agent hangs up first, then 
   t.same(digits, [{ digit: '7', valid: false }, { digit: '1', valid: true }], 'the wrong key was refused, the right one taken');
   t.same(rec.ivrPath, ['hours', 'welcome', 'main-menu:1', 'consult'], 'the shipped main flow: schedule, welcome, menu option 1, consultation');
   t.same(rec.agents, ['1001']);
+  const types = rec.events.map((e: { type: string }) => e.type);
+  t.ok(types.includes('survey.after_agent') && types.includes('survey'), 'the agent hung up: the caller heard the survey (shipped lines.yaml)');
+  t.equal(rec.survey, null, 'no key pressed: no score');
   t.equal(rec.events.at(-1).data.by, 'agent', 'the agent ended the call');
   await assertNothingLeft(t);
 });
