@@ -241,7 +241,7 @@ export class CallMonitors {
       const old = m.snoopId;
       m.snoopId = null;
       this.host.untrack(old);
-      await ignoreGone(ari.channels.hangup(old, 'normal'));
+      await this.hangupSure(old, m);
     }
     if (m.inCallBridge) {
       m.inCallBridge = false;
@@ -288,8 +288,8 @@ export class CallMonitors {
     m.gone = true;
     this.waits.wake();
     // gone already is fine (the supervisor hung up, the call ended); anything else is logged
-    const steps: Promise<unknown>[] = [ignoreGone(ari.channels.hangup(m.legId, 'normal'))];
-    if (m.snoopId) steps.push(ignoreGone(ari.channels.hangup(m.snoopId, 'normal')));
+    const steps: Promise<unknown>[] = [this.hangupSure(m.legId, m)];
+    if (m.snoopId) steps.push(this.hangupSure(m.snoopId, m));
     if (m.bridgeCreated) steps.push(ari.bridges.destroy(m.bridgeId).catch((err) => (err instanceof AriGone ? undefined : Promise.reject(err))));
     this.log(m).info({ why, mode: m.mode }, 'monitor ended');
     for (const r of await Promise.allSettled(steps)) {
@@ -300,6 +300,26 @@ export class CallMonitors {
     m.bridgeCreated = false;
     this.forget(m);
     if (wasOn) this.host.event('monitor.stopped', { supervisor: m.supervisor.username, why });
+  }
+
+  /**
+   * Hang up a monitor channel and make sure it went: a snoop or phone leg that stayed would keep listening.
+   * Asterisk has been seen to answer a hangup of a channel that was just moved between bridges without
+   * ending it; the channel list tells, and the hangup is repeated (three tries, a second apart).
+   */
+  private async hangupSure(channelId: string, m: Monitor): Promise<void> {
+    const { ari } = this.deps;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      try {
+        await ari.channels.hangup(channelId, 'normal');
+      } catch (err) {
+        if (!(err instanceof AriGone)) this.log(m).warn({ channelId, attempt, err: (err as Error).message, type: (err as Error).name }, 'monitor channel hangup refused');
+      }
+      await new Promise((r) => setTimeout(r, attempt === 1 ? 300 : 1000));
+      const still = (await ari.channels.list().catch(() => [])).some((c) => c.id === channelId);
+      if (!still) return;
+      this.log(m).warn({ channelId, attempt }, 'monitor channel still there after its hangup; again');
+    }
   }
 
   private forget(m: Monitor): void {
