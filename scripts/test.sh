@@ -13,7 +13,8 @@ npx tsc -p tsconfig.test.json
 if [ "$#" -gt 0 ]; then exec npx tap "$@"; fi
 # Tests that need no Asterisk (each has a PostgreSQL schema and a Redis prefix of its own) run two at a
 # time; the ones that drive the one Asterisk (its single Stasis app) run one after the other.
-on_asterisk=(test/integration/api.test.ts test/integration/agents-api.test.ts test/integration/startup.test.ts)
+# agent-desk waits on live events with short timeouts: it runs with the serial group, away from the load
+on_asterisk=(test/integration/api.test.ts test/integration/agents-api.test.ts test/integration/startup.test.ts test/integration/agent-desk.test.ts)
 apart=()
 for f in test/unit/*.test.ts test/integration/*.test.ts; do
   case " ${on_asterisk[*]} " in *" $f "*) ;; *) apart+=("$f") ;; esac
