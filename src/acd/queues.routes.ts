@@ -6,7 +6,8 @@ import { AppError, notFound } from '../shared/errors.js';
 import type { QueuesConfigStore } from './queues.config.js';
 import type { QueueStatsService } from './queues.stats.js';
 
-const QueueStats = Type.Object({
+/** one queue's live numbers: GET /api/v1/queues and the supervisors' live view */
+export const QueueStats = Type.Object({
   name: Type.String(),
   title: Type.String(),
   waiting: Type.Integer(),

@@ -317,13 +317,18 @@ export class CallSession implements ChannelOwner {
       }),
     );
     this.event('arrived', { channelId: this.callerChannelId });
+    return this.flowToEnd();
+  }
+
+  /** the live state, then the flow; whatever happens the call is finished (record, agents, Asterisk) */
+  private async flowToEnd(): Promise<void> {
     this.live({ state: this.state, caller: this.caller, dialed: this.dialed, arrivedAt: this.arrivedAt.toISOString() });
     try {
       await this.flow();
     } catch (err) {
       if (err instanceof AriGone) this.log.info({ err: err.message }, 'a channel went away mid-step');
       else {
-        this.log.error({ err }, 'call flow failed');
+        this.log.error({ err, resumed: Boolean(this.resumed) }, 'call flow failed');
         this.endedBy ??= 'system';
       }
     } finally {
@@ -341,18 +346,7 @@ export class CallSession implements ChannelOwner {
     this.agentsSeen.push(...r.agents);
     this.event('resumed', { queue: r.queue, answered: r.answered });
     this.log.info({ queue: r.queue, answered: r.answered }, 'call taken over from a process that went away');
-    this.live({ state: this.state, caller: this.caller, dialed: this.dialed, arrivedAt: this.arrivedAt.toISOString() });
-    try {
-      await this.flow();
-    } catch (err) {
-      if (err instanceof AriGone) this.log.info({ err: err.message }, 'a channel went away mid-step');
-      else {
-        this.log.error({ err }, 'resumed call failed');
-        this.endedBy ??= 'system';
-      }
-    } finally {
-      await this.finish();
-    }
+    return this.flowToEnd();
   }
 
   private async flow(): Promise<void> {

@@ -14,6 +14,7 @@ import type { CallRouter } from '../calls/calls.stasis.js';
 import type { Db } from '../db/db.js';
 import type { Guard } from '../http/app.js';
 import { ErrorBody } from '../http/schemas.js';
+import { QueueStats } from '../acd/queues.routes.js';
 import { AppError, notFound } from '../shared/errors.js';
 import type { LiveView } from './live-view.js';
 import { MonitorError, type MonitorMode, type Supervisor } from './monitor.js';
@@ -31,19 +32,6 @@ const MonitorBody = Type.Object(
 const MonitorDto = Type.Object({ callId: Type.String(), supervisor: Type.String(), extension: Type.String(), mode: Type.String(), since: Type.String({ format: 'date-time' }) });
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 502: ErrorBody };
 
-const QueueDto = Type.Object({
-  name: Type.String(),
-  title: Type.String(),
-  waiting: Type.Integer(),
-  longestWaitSeconds: Type.Number(),
-  agents: Type.Record(Type.String(), Type.Integer()),
-  offeredToday: Type.Integer(),
-  answeredToday: Type.Integer(),
-  abandonedToday: Type.Integer(),
-  serviceLevelToday: Type.Union([Type.Number(), Type.Null()]),
-  serviceLevelSeconds: Type.Number(),
-  estimatedWaitSeconds: Type.Union([Type.Number(), Type.Null()]),
-});
 const AgentDto = Type.Object({
   agentId: Type.String(),
   name: Type.Union([Type.String(), Type.Null()]),
@@ -69,7 +57,7 @@ export const supervisionRoutes: FastifyPluginAsyncTypebox<{ calls: Pick<CallRout
         tags: ['supervision'],
         summary: 'the floor now: every queue and every agent (the WebSocket pushes queue.stats and agent.board as they change)',
         security: [{ bearer: [] }],
-        response: { 200: Type.Object({ at: Type.String({ format: 'date-time' }), queues: Type.Array(QueueDto), agents: Type.Array(AgentDto) }), 401: ErrorBody, 403: ErrorBody },
+        response: { 200: Type.Object({ at: Type.String({ format: 'date-time' }), queues: Type.Array(QueueStats), agents: Type.Array(AgentDto) }), 401: ErrorBody, 403: ErrorBody },
       },
     },
     async () => live.snapshot(),
