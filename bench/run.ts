@@ -33,6 +33,12 @@ const profile = process.argv.includes('--profile');
  * adapter listens to (src/ari/client.ts EVENT_TYPES), so Asterisk stops sending the rest.
  */
 const ariFilter = process.argv.includes('--ari-filter');
+/**
+ * --ari-client thin|ari-client: the ARI adapter B's service runs on (ARI_CLIENT in its environment; default: the
+ * environment's ARI_CLIENT, else the service's default). `thin` sets the event filter itself.
+ */
+const ariClientArg = process.argv.includes('--ari-client') ? process.argv[process.argv.indexOf('--ari-client') + 1] : process.env.ARI_CLIENT;
+if (ariClientArg !== undefined && ariClientArg !== 'thin' && ariClientArg !== 'ari-client') throw new Error(`--ari-client must be thin or ari-client, got "${ariClientArg}"`);
 const FILTER_TYPES = ['StasisStart', 'StasisEnd', 'ChannelDestroyed', 'ChannelDtmfReceived', 'PlaybackFinished', 'ApplicationReplaced'];
 
 const CACHE = process.env.HOTLINE_CACHE ?? '/var/cache/hotline';
@@ -138,6 +144,7 @@ async function startService(queuesFile: string, logFile: string, profileDir: str
     QUEUES_FILE: queuesFile,
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
     REPEAT_CALLER_DAYS: '0',
+    ...(ariClientArg ? { ARI_CLIENT: ariClientArg } : {}),
   };
   const node = [process.execPath, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), '--import', 'tsx', path.join(REPO, 'src/main.ts')];
   const [cmd, ...args] = taskset ? [taskset, '-c', '1', ...node] : node;
@@ -582,7 +589,7 @@ async function machine(pinned: boolean) {
     asterisk: (await asteriskSh('cli', 'core show version').catch(() => '')).trim(),
     sipp: (await ver('sipp', ['-v'])).replace(/\x1b\[[0-9;]*m/g, '').trim(),
     pinning: pinned ? 'taskset: SIPp (callers and agent phones) on CPU 0; Asterisk (all threads) and the service on CPU 1' : 'none (taskset missing or fewer than 2 CPUs)',
-    profile: `${quick ? 'quick' : 'full'}${profile ? ' --profile (service under the V8 profiler: its CPU and latency figures are inflated)' : ''}${ariFilter ? ' --ari-filter (B with the ARI event filter set by the bench)' : ''}`,
+    profile: `${quick ? 'quick' : 'full'}${profile ? ' --profile (service under the V8 profiler: its CPU and latency figures are inflated)' : ''}${ariFilter ? ' --ari-filter (B with the ARI event filter set by the bench)' : ''}${ariClientArg ? ` --ari-client ${ariClientArg} (B's ARI adapter, ARI_CLIENT)` : ''}`,
   };
 }
 

@@ -7,7 +7,8 @@
  *   from-callers gets _9999X. (more specific than the service's _X., so 12345 still goes to Stasis),
  *   which runs the context bench-a: Answer, Background(welcome) + WaitExten(5), 1/2/9/timeout -> Queue().
  * - the agents' PJSIP endpoints are the ones the service would push (run.ts pushes them through ARI).
- * Left out on purpose, as in B today: MixMonitor recording and the Read() survey (the service has neither yet).
+ * Like B: the call is recorded from the agent's answer (MixMonitor started by Queue's gosub on the agent's
+ * channel, option b: only while bridged) and a Read() survey follows when the agent hangs up first.
  * removeVariantA deletes queues.conf; the next restart (scripts/asterisk.sh re-provisions /etc/asterisk) drops the rest.
  */
 import { rm, writeFile } from 'node:fs/promises';
@@ -53,16 +54,20 @@ const DIALPLAN: Array<[string, string, string]> = [
   // the shipped main flow's two prompts (config/ivr/main.yaml: welcome, then main-menu), both interruptible
   ['bench-a', 's,3', 'Background(hotline/zh/welcome&hotline/zh/main-menu)'],
   ['bench-a', 's,4', 'WaitExten(5)'],
-  ['bench-a', '1,1', 'Queue(bench-general)'],
-  ['bench-a', '1,2', 'Hangup()'],
-  ['bench-a', '2,1', 'Queue(bench-general)'],
-  ['bench-a', '2,2', 'Hangup()'],
-  ['bench-a', '9,1', 'Queue(bench-general)'],
-  ['bench-a', '9,2', 'Hangup()'],
+  // every branch: the queue, recorded from the agent's answer by MixMonitor (B records by a snoop from the same
+  // moment), then the survey when the agent hung up first (B: surveyAfterAgent); the caller hanging up ends it
+  ...['1', '2', '9', 't'].flatMap((k): Array<[string, string, string]> => [
+    ['bench-a', `${k},1`, 'Set(__MIXMON=bench-${UNIQUEID})'],
+    ['bench-a', `${k},2`, 'Queue(bench-general,,,,,,bench-rec)'],
+    ['bench-a', `${k},3`, 'Read(SCORE,hotline/zh/survey-question,1,,2,5)'],
+    ['bench-a', `${k},4`, 'Playback(hotline/zh/survey-thanks)'],
+    ['bench-a', `${k},5`, 'Hangup()'],
+  ]),
   ['bench-a', 'i,1', 'Playback(hotline/zh/invalid)'],
   ['bench-a', 'i,2', 'Goto(s,3)'],
-  ['bench-a', 't,1', 'Queue(bench-general)'],
-  ['bench-a', 't,2', 'Hangup()'],
+  // Queue's gosub on the answered call (agent side): the recording of the whole bridged call starts here
+  ['bench-rec', 's,1', 'MixMonitor(${MIXMON}.wav,b)'],
+  ['bench-rec', 's,2', 'Return()'],
 ];
 
 export async function installVariantA(agentIds: string[], asterisk: Cli): Promise<void> {
@@ -76,7 +81,7 @@ export async function installVariantA(agentIds: string[], asterisk: Cli): Promis
   const shown = await asterisk('cli', 'queue show bench-general');
   if (!/bench-general/.test(shown)) throw new Error(`variant A: queue bench-general not loaded: ${shown}`);
   const plan = await asterisk('cli', 'dialplan show bench-a');
-  if (!/Queue\(bench-general\)/.test(plan)) throw new Error(`variant A: dialplan not installed: ${plan}`);
+  if (!/Queue\(bench-general/.test(plan)) throw new Error(`variant A: dialplan not installed: ${plan}`);
 }
 
 export async function removeVariantA(asterisk: Cli): Promise<void> {

@@ -1,6 +1,6 @@
 /** Composition root of the process: config -> service -> signals. One clear line and exit 1 when start-up cannot succeed. */
 import { ConfigError, loadConfig } from './config/env.js';
-import { startService } from './service.js';
+import { startService, type Service } from './service.js';
 import { createLogger } from './shared/logger.js';
 import { IvrConfigError } from './ivr/ivr.config.js';
 
@@ -18,11 +18,26 @@ try {
 const log = createLogger(config.logLevel, { env: config.nodeEnv });
 
 try {
-  const service = await startService(config, log);
+  let exiting = false;
+  let started: Service | undefined;
+  const service = await startService(config, log, {
+    // another process took the calls over: stop and exit (a supervisor starts this one again, as a standby)
+    onSteppedDown: () => {
+      if (exiting) return;
+      exiting = true;
+      if (!started) process.exit(0);
+      started.stop().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    },
+  });
+  started = service;
   let signals = 0;
   const onSignal = (signal: string) => {
     if (++signals > 1) process.exit(1);
     log.info({ signal }, 'signal received');
+    exiting = true;
     service.stop().then(
       () => process.exit(0),
       () => process.exit(1),

@@ -2,6 +2,8 @@
  * Builds and starts the whole service from a config: the one place that wires modules together
  * (main.ts adds process concerns: signals, exit codes). Tests start it in-process with their own config.
  */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { sql } from 'kysely';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -14,6 +16,7 @@ import { createAgentStates, type AgentStates } from './agents/agent-states.js';
 import { createAgentProvisioning } from './agents/agents.provisioning.js';
 import { createAgentsService, type ActiveAgent, type AgentsService } from './agents/agents.service.js';
 import { startAgentSweeper } from './agents/agent-sweeper.js';
+import { createAgentRestore } from './agents/agent-restore.js';
 import { createAgentDesk } from './agents/agent-desk.js';
 import { createBreaks } from './agents/breaks.js';
 import { createLoginLimiter } from './auth/login-limiter.js';
@@ -47,6 +50,10 @@ import { registerKpiJobs } from './kpi/kpi.jobs.js';
 import { registerTicketCallbacks } from './callbacks/ticket-callbacks.js';
 import { startFallback } from './calls/fallback.js';
 import { createTicketsService } from './tickets/tickets.service.js';
+import { createLeadership, type Leadership } from './ha/leadership.js';
+import { AriUnavailable } from './ari/port.js';
+import { startRecordOutbox, installedRecordOutbox } from './db/record-ops.js';
+import { outboxMetrics } from './db/outbox.js';
 
 export interface Service {
   app: App;
@@ -60,6 +67,8 @@ export interface Service {
   queues: QueuesConfigStore;
   /** the address the HTTP API listens on */
   url: string;
+  /** active-standby: only the leader holds ARI and takes calls */
+  leadership: Leadership;
   readiness(): Promise<ReadinessReport>;
   stop(): Promise<void>;
 }
@@ -71,12 +80,24 @@ const probe = (p: Promise<unknown>, ms = 1500): Promise<boolean> =>
     () => false,
   );
 
-export async function startService(config: Readonly<Config>, log: Logger): Promise<Service> {
+export interface ServiceOptions {
+  /**
+   * Another process took the ARI application (ApplicationReplaced, or this one handed over): this process has
+   * stopped acting on calls and its records are flushed. main.ts stops and exits (a supervisor restarts it as
+   * a standby); in-process tests leave it to their teardown.
+   */
+  onSteppedDown?: () => void;
+}
+
+export async function startService(config: Readonly<Config>, log: Logger, options: ServiceOptions = {}): Promise<Service> {
   const started = Date.now();
   await ensureDatabase(config.databaseUrl);
-  const db = createDb(config.databaseUrl);
+  const db = createDb(config.databaseUrl, { queryTimeoutMs: config.dbQueryTimeoutMs });
   const applied = await migrateToLatest(db);
   if (applied.length) log.info({ applied }, 'migrations applied');
+  // record writes of calls and agent states: straight to PostgreSQL, or through the local outbox while it is away;
+  // what a crashed process left there is replayed now
+  const outbox = await startRecordOutbox({ db, dir: config.outbox.dir, databaseUrl: config.databaseUrl, directTimeoutMs: config.outbox.directTimeoutMs, log });
   // SMS: a broken templates file stops start-up here; the SMSC session binds in the background (none needed to start)
   const sms = createSmsService({ db, gateway: new SmppGateway({ ...config.smpp, log }), templates: createSmsTemplates(config.sms.templatesFile, log), bulkMax: config.sms.bulkMax, log });
   await sms.start();
@@ -87,6 +108,7 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
   const subscriber = createRedis(config.redisUrl);
   await connectRedis(subscriber, config.redisUrl);
   const keys = createKeys(config.redisPrefix);
+  const leadership = createLeadership({ redis, subscriber, keys, processId: `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`, ttlMs: config.haLeaseMs, log });
   // background jobs (BullMQ) and cron schedules (src/jobs): modules register their jobs on it; started before the API
   const jobs = new JobScheduler({ redisUrl: config.redisUrl, prefix: keys.jobs(), log });
   const queues = createQueuesConfig(config.queuesFile, log);
@@ -158,6 +180,12 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
   }
   for (const a of await agents.listActive()) await pushToEngine(a);
   agents.onChange((c) => toEngine(c.agentId));
+  // Redis restarted empty (it keeps nothing on disk): the agents and their states come back from PostgreSQL
+  const agentRestore = createAgentRestore({ db, redis, engine, listActive: () => agents.listActive(), markerKey: keys.redisMarker(), log });
+  await agentRestore.mark();
+  redis.on('ready', () => {
+    agentRestore.checkAfterReconnect().catch((err) => log.error({ err: (err as Error).message }, 'could not restore the agents after Redis came back'));
+  });
   const audit = new AuditLog(db);
   // call recordings: the index and SHA-256 check (the call session reports started, the router finished), and the daily retention run
   const recordingsService = new RecordingsService({ db, ari: ari.recordings, audit, log, retentionDays: config.recordingRetentionDays });
@@ -185,37 +213,79 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
   // on every connection, the first included: take over what Asterisk still holds (a process that died, ARI away)
   ari.onConnection((state) => {
     if (state !== 'up') return;
-    calls.resync().catch((err) => log.warn({ err: (err as Error).message }, 'reconciliation with Asterisk failed'));
+    // a process that took over from one handing over reconciles once the other's last records are written
+    leadership
+      .predecessorReleased(3000)
+      .then(() => calls.resync())
+      .catch((err) => log.warn({ err: (err as Error).message }, 'reconciliation with Asterisk failed'));
     void fallback.sync();
   });
-  await ari.start();
-  await agentPhones.idle(); // the first push of agents' phones (started by 'up') is done before the API answers
-  const stopSweeper = startAgentSweeper({ engine, agentStates, queues, redis, keys, log });
-  const stopBreaks = breaks.startSweeper(config.breakSweepSeconds * 1000);
+  // Another process took the application (Asterisk gives its events to the newcomer): the ARI adapter froze
+  // (no request reaches Asterisk any more, no reconnect); flush what is written, say released, step down.
+  let steppedDown: Promise<void> | null = null;
+  const replaced = new Promise<void>((resolve) =>
+    ari.onEvent((e) => {
+      if (e.type === 'ApplicationReplaced') resolve();
+    }),
+  );
+  const stepDown = () =>
+    (steppedDown ??= (async () => {
+      ari.freeze();
+      await calls.drain(3000);
+      await leadership.released();
+      log.warn({ calls: calls.active }, 'stepped down: the calls are the new leader\'s');
+    })());
+  void replaced.then(() => stepDown().then(() => options.onSteppedDown?.()));
+
+  // active-standby: the leader holds ARI and runs what acts on calls (sweepers, dialer, jobs); a standby
+  // answers HTTP (readyz 503: a load balancer sends nothing to it) and takes over when the leader goes
+  const stopActive: Array<() => unknown> = [];
+  let activated: Promise<void> | null = null;
+  const activate = (firstStart: boolean) =>
+    (activated ??= (async () => {
+      if (firstStart) await ari.start();
+      else {
+        // taking over: ARI may be away right now (that may be why the leader went); keep trying
+        for (let delay = 250; ; delay = Math.min(delay * 2, 5000)) {
+          if (stopping) return;
+          try {
+            await ari.start();
+            break;
+          } catch (err) {
+            log.warn({ err: (err as Error).message }, 'taking over: ARI not reachable yet');
+            await new Promise((r) => setTimeout(r, delay));
+          }
+        }
+      }
+      await agentPhones.idle(); // the first push of agents' phones (started by 'up') is done before the API answers
+      const stopSweeper = startAgentSweeper({ engine, agentStates, queues, redis, keys, log });
+      const stopBreaks = breaks.startSweeper(config.breakSweepSeconds * 1000);
+      const stopDialer = startCallbackDialer({ engine, agentStates, queues, db, router: calls, session: outboundSession, log });
+      recordingsRetention.start();
+      liveView.start();
+      await jobs.start();
+      stopActive.push(stopSweeper, stopBreaks, stopDialer);
+      log.info({ processId: leadership.processId }, 'leading: ARI connected, sweepers, dialer and jobs running');
+    })());
+  let stopping: Promise<void> | null = null;
+  try {
+    await ari.check();
+  } catch (err) {
+    if (!(err instanceof AriUnavailable)) throw err; // wrong URL or password: start-up stops here, leader or not
+  }
   // agent-first outbound calls (callbacks, click-to-call) dial citizens through the trunk, showing the hotline's number
   const outboundSession = { ari, dialTemplate: config.callback.dial, callerId: config.callback.callerId, citizenRingSeconds: config.callback.ringSeconds, maxAttempts: config.callback.maxAttempts, callRecordings: recordingsService };
-  const stopDialer = startCallbackDialer({
-    engine,
-    agentStates,
-    queues,
-    db,
-    router: calls,
-    session: outboundSession,
-    log,
-  });
   const clickToCall = createClickToCall({ engine, router: calls, session: { ...outboundSession, engine, agentStates, db, log }, ringSeconds: 20 });
 
   const readiness = async (): Promise<ReadinessReport> => {
     const [redisUp, pgUp] = await Promise.all([probe(redis.ping()), probe(sql`select 1`.execute(db))]);
-    return { ari: ari.connected, redis: redisUp, postgres: pgUp };
+    return { ari: ari.connected, redis: redisUp, postgres: pgUp, role: leadership.role };
   };
   const metrics = createServiceMetrics({ ari, calls, engine, queues, redis, keys });
 
   const queueStats = createQueueStats({ db, engine, queues, defaultHandleSeconds: config.defaultHandleSeconds });
   const recordingsRetention = createRecordingRetention({ purge: (now) => recordingsService.purgeExpired(now), redis, lockKey: keys.recordingsRetentionLock(), log });
-  recordingsRetention.start();
   const liveView = new LiveView({ db, engine, queueStats, redis, keys, events, log: log.child({ module: 'live-view' }), intervalMs: config.liveViewPushMs });
-  liveView.start();
   // the floor's video wall (GET /api/v1/wallboard, /wallboard) and the console's audio URLs
   const wallboard = new WallboardService({ db, engine, queues, queueStats, redis, keys, thresholds: { amberSeconds: config.wallboard.amberSeconds, redSeconds: config.wallboard.redSeconds } });
   const audioTickets = new AudioTickets({ redis, keys, db });
@@ -238,25 +308,50 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
   });
   // KPI rollups (every 15 min, nightly, monthly) and reports (src/kpi/kpi.jobs.ts)
   registerKpiJobs(jobs, { db, log, fcrRepeatDays: config.fcrRepeatDays, reconcileHours: config.kpiReconcileHours });
-  await jobs.start();
+  await leadership.start();
+  if (leadership.role === 'leader') await activate(true);
+  else log.info('another process leads: standing by');
+  leadership.onChange((role) => {
+    if (role === 'leader') activate(false).catch((err) => log.error({ err }, 'taking over failed'));
+  });
   const app = await buildApp({ audit, liveView, log, db, auth, engine, agentStates, agents, queues, queueStats, readiness, metrics: metrics.render, recordings: ari.recordings, recordingsService, maintenance, ivr, calls, clickToCall, sms, events, breaks, desk, loginLimiter, tickets: { service: tickets, secret: config.tickets.webhookSecret }, wallboard: { service: wallboard, key: config.wallboard.key }, audioTickets, jobs });
   const url = await app.listen({ host: config.host, port: config.port });
-  log.info({ url, ariApp: config.ari.app, startupMs: Date.now() - started }, 'hotline control plane ready');
+  log.info({ url, ariApp: config.ari.app, role: leadership.role, startupMs: Date.now() - started }, 'hotline control plane ready');
 
-  let stopping: Promise<void> | null = null;
+  /**
+   * SIGTERM. A leader with a live standby hands over: background work stops, then the standby takes the
+   * application (ApplicationReplaced here) and the calls in place; this process flushes its records and
+   * says released. A leader alone drains: new calls go to the dialplan fallback, the calls it has may finish
+   * for DRAIN_SECONDS; what is left stays up in Asterisk for the next process to take over.
+   */
   const stop = () =>
     (stopping ??= (async () => {
-      log.info('stopping');
+      log.info({ role: leadership.role }, 'stopping');
       metrics.stop();
       fallback.stop();
       liveView.stop();
-      await app.close().catch((err) => log.warn({ err }, 'http close failed'));
-      await jobs.close();
-      await sms.close();
-      stopSweeper();
-      stopBreaks();
+      for (const s of stopActive.splice(0)) s();
       await recordingsRetention.stop();
-      stopDialer();
+      await jobs.close();
+      if (leadership.role === 'leader' && !steppedDown && ari.connected) {
+        if (await leadership.standbyAvailable()) {
+          log.info('handing over to a standby');
+          // calls keep coming to this process until the standby has the application: no gap for new callers
+          await leadership.handOver();
+          const took = await Promise.race([replaced.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000).unref())]);
+          if (!took) log.warn('no standby took over within 5 s; stepping down anyway');
+          await stepDown();
+        } else {
+          await calls.drain(1000);
+          const idle = await calls.idle(config.drainSeconds * 1000);
+          if (!idle) log.warn({ calls: calls.active }, 'drain time over: calls left in Asterisk for the next process');
+          await leadership.handOver();
+          await stepDown();
+        }
+      }
+      await leadership.stop();
+      await app.close().catch((err) => log.warn({ err }, 'http close failed'));
+      await sms.close();
       await calls.drain(5000);
       await ari.close();
       queues.close();
@@ -266,11 +361,12 @@ export async function startService(config: Readonly<Config>, log: Logger): Promi
       await events.close();
       subscriber.disconnect();
       redis.disconnect();
+      await outbox.close(5000);
       await db.destroy().catch(() => undefined);
       log.info('stopped');
     })());
 
-  return { app, db, redis, ari, calls, engine, agentStates, agents, queues, url, readiness, stop };
+  return { app, db, redis, ari, calls, engine, agentStates, agents, queues, url, leadership, readiness, stop };
 }
 
 /** /metrics: the ARI adapter's numbers, event-loop delay, calls by state, queue waits, process memory and CPU */
@@ -293,6 +389,7 @@ function createServiceMetrics(deps: { ari: AriClient; calls: CallRouter; engine:
   );
   registry.register(new Gauge('hotline_event_loop_delay_max_seconds', 'worst event-loop delay since start', () => loop.snapshot().worst / 1000));
   for (const f of processGauges()) registry.register(f);
+  for (const f of outboxMetrics(installedRecordOutbox)) registry.register(f);
   // calls by state and queue waits come from Redis (live state shared by every process on that Redis)
   let byState: Array<[Record<string, string>, number]> = [];
   let waiting: Array<[Record<string, string>, number]> = [];

@@ -67,6 +67,11 @@ export interface TransitionOptions {
 export interface AcdEngine {
   /** create or refresh an agent's live record (skills, endpoint); state untouched when it exists, logged_out when new */
   upsertAgent(agentId: string, skills: Record<string, number>, endpoint: string): Promise<void>;
+  /**
+   * Redis lost its data (restarted without persistence): put an agent it does not know back as PostgreSQL last
+   * saw it. false (nothing changed) when the agent has a live record already.
+   */
+  restoreAgent(agentId: string, skills: Record<string, number>, endpoint: string, live: { state: AgentState; reason: string | null; since: number; callId: string | null }): Promise<boolean>;
   removeAgent(agentId: string): Promise<void>;
   getAgent(agentId: string): Promise<AgentLive | null>;
   listAgents(): Promise<AgentLive[]>;

@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import { AGENT_STATES, IllegalAgentTransition, type AgentState } from '../agents/agent.state.js';
 import type { Keys } from '../redis/keys.js';
 import type { AcdEngine, AgentLive, TransitionResult, WaitingCall } from './engine.js';
-import { CLAIM, REMOVE_AGENT, TRANSITION, UPSERT_AGENT } from './lua/scripts.js';
+import { CLAIM, REMOVE_AGENT, RESTORE_AGENT, TRANSITION, UPSERT_AGENT } from './lua/scripts.js';
 
 /** a waiting call's data outlives any real wait; it only guards against a process that died mid-wait */
 export const WAITING_TTL_SECONDS = 24 * 60 * 60;
@@ -79,7 +79,7 @@ export function createRedisEngine(deps: { redis: Redis; subscriber: Redis; keys:
       }
     };
   }
-  const run = { upsert: script(UPSERT_AGENT), remove: script(REMOVE_AGENT), transition: script(TRANSITION), claim: script(CLAIM) };
+  const run = { restore: script(RESTORE_AGENT), upsert: script(UPSERT_AGENT), remove: script(REMOVE_AGENT), transition: script(TRANSITION), claim: script(CLAIM) };
 
   function toAgent(agentId: string, h: Record<string, string>): AgentLive | null {
     if (!h.state) return null;
@@ -141,6 +141,15 @@ export function createRedisEngine(deps: { redis: Redis; subscriber: Redis; keys:
     async upsertAgent(agentId, skills, endpoint) {
       for (const [skill, level] of Object.entries(skills)) checkLevel(level, `skill ${skill} level`);
       await run.upsert([keys.acdAgent(agentId), keys.acdAgents()], [agentArg, agentId, JSON.stringify(skills), endpoint, String(Date.now())]);
+    },
+
+    async restoreAgent(agentId, skills, endpoint, live) {
+      for (const [skill, level] of Object.entries(skills)) checkLevel(level, `skill ${skill} level`);
+      const done = await run.restore(
+        [keys.acdAgent(agentId), keys.acdAgents()],
+        [agentArg, agentId, JSON.stringify(skills), endpoint, live.state, live.reason ?? '', String(live.since), live.callId ?? ''],
+      );
+      return done === 1;
     },
 
     async removeAgent(agentId) {

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { AcdEngine, TransitionOptions, TransitionResult } from '../acd/engine.js';
 import type { Db } from '../db/db.js';
 import type { EventBus } from '../events/bus.js';
-import { retryWrite } from '../shared/retry.js';
+import { recordOutbox, type RecordOpArgs } from '../db/record-ops.js';
 import { IllegalAgentTransition, type AgentState } from './agent.state.js';
 
 export interface AgentStates {
@@ -31,14 +31,13 @@ export function createAgentStates(deps: { engine: AcdEngine; db: Db; log: Logger
   let breakCheck: ((agentId: string) => Promise<string | null>) | null = null;
   const log = deps.log.child({ module: 'agent-states' });
 
+  /** the agent's state log, in order per agent, through the record outbox (never lost to a PostgreSQL outage) */
   function record(r: TransitionResult, actor: string | undefined): Promise<void> {
-    return retryWrite(
-      () =>
-        deps.db
-          .insertInto('agent_state_log')
-          .values({ agent_id: r.agentId, at: new Date(r.at), from_state: r.from, to_state: r.to, reason: r.reason, call_id: r.callId, actor: actor ?? null })
-          .execute(),
-      (err) => log.error({ err, transition: r }, 'agent state log write lost after retries'),
+    return recordOutbox(deps.db, log).write(
+      `agent-state:${r.agentId}`,
+      'agentState.log',
+      { agentId: r.agentId, at: new Date(r.at), from: r.from, to: r.to, reason: r.reason, callId: r.callId, actor: actor ?? null } satisfies RecordOpArgs['agentState.log'],
+      log,
     );
   }
 

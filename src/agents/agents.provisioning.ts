@@ -71,7 +71,9 @@ export function phoneObjects(agent: PhoneSource): PhoneObjects {
       send_pai: 'no',
       transport: 'transport-udp',
       aors: aor.id,
-      ...(auth ? { auth: auth.id } : {}),
+      // a desk phone is only ever called: never identify a request as it by its From user (no credentials to
+      // check); identify_by=ip with no identify object matches nothing (docs/security.md)
+      ...(auth ? { auth: auth.id } : { identify_by: 'ip' }),
     },
   };
   const identify: PjsipObject | null = softphone

@@ -15,7 +15,6 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import ari from 'ari-client';
 import type { Logger } from 'pino';
-import { withTimeout } from '../shared/timeout.js';
 import {
   AriMisconfigured,
   AriConflict,
@@ -30,17 +29,9 @@ import {
   type SnoopRequest,
 } from './port.js';
 import { ariMetrics } from '../metrics/metrics.js';
+import { EVENT_TYPES, HEARTBEAT_MS, MAX_BACKOFF_MS, UTIL_PREFIX, ariTimeout, mapAriError, metricOp, probe, sleep, toChannel, toEvent, type AriClientOptions } from './common.js';
 
-export interface AriClientOptions {
-  url: string;
-  user: string;
-  password: string;
-  app: string;
-  requestTimeoutMs: number;
-  /** how long start-up keeps trying an Asterisk that refuses connections */
-  startupTimeoutMs: number;
-  log: Logger;
-}
+export { mapAriError, toEvent, type AriClientOptions } from './common.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- ari-client ships no types */
 type RawClient = any;
@@ -50,101 +41,6 @@ type RawClient = any;
 // Replace it once with a no-op so stdout stays one JSON line per event and nothing accumulates.
 (globalThis as any).log = () => undefined;
 
-const EVENT_TYPES = [
-  'StasisStart',
-  'StasisEnd',
-  'ChannelDestroyed',
-  'ChannelDtmfReceived',
-  'PlaybackFinished',
-  'RecordingFinished',
-  'RecordingFailed',
-  'ApplicationReplaced',
-] as const;
-const HEARTBEAT_MS = 2000;
-/** channels the client parks in Stasis itself (reading dialplan functions): never shown to the application */
-const UTIL_PREFIX = 'util-';
-const MAX_BACKOFF_MS = 5000;
-
-function toChannel(c: any): ChannelInfo {
-  return {
-    id: String(c?.id ?? ''),
-    name: String(c?.name ?? ''),
-    state: String(c?.state ?? ''),
-    callerNumber: String(c?.caller?.number ?? ''),
-    callerName: String(c?.caller?.name ?? ''),
-    dialedExten: String(c?.dialplan?.exten ?? ''),
-    language: String(c?.language ?? ''),
-    createdAt: String(c?.creationtime ?? ''),
-  };
-}
-
-export function toEvent(raw: any): AriEvent | null {
-  const at = String(raw?.timestamp ?? new Date().toISOString());
-  switch (raw?.type) {
-    case 'StasisStart':
-      return { type: 'StasisStart', at, channel: toChannel(raw.channel), args: Array.isArray(raw.args) ? raw.args.map(String) : [] };
-    case 'StasisEnd':
-      return { type: 'StasisEnd', at, channel: toChannel(raw.channel) };
-    case 'ChannelDestroyed':
-      return { type: 'ChannelDestroyed', at, channel: toChannel(raw.channel), cause: Number(raw.cause ?? 0), causeText: String(raw.cause_txt ?? '') };
-    case 'ChannelDtmfReceived':
-      return { type: 'ChannelDtmfReceived', at, channel: toChannel(raw.channel), digit: String(raw.digit ?? ''), durationMs: Number(raw.duration_ms ?? 0) };
-    case 'PlaybackFinished':
-      return { type: 'PlaybackFinished', at, playbackId: String(raw.playback?.id ?? ''), targetUri: String(raw.playback?.target_uri ?? ''), state: String(raw.playback?.state ?? '') };
-    // event.recording is a LiveRecording: {name, format, state, target_uri, duration?, talking_duration?, silence_duration?, cause?}
-    case 'RecordingFinished':
-      return { type: 'RecordingFinished', at, name: String(raw.recording?.name ?? ''), targetUri: String(raw.recording?.target_uri ?? ''), durationSeconds: Number(raw.recording?.duration ?? 0) };
-    case 'RecordingFailed':
-      return { type: 'RecordingFailed', at, name: String(raw.recording?.name ?? ''), targetUri: String(raw.recording?.target_uri ?? ''), cause: String(raw.recording?.cause ?? '') };
-    case 'ApplicationReplaced':
-      return { type: 'ApplicationReplaced', at };
-    default:
-      return null;
-  }
-}
-
-/** ari-client turns an HTTP error into Error(body): read Asterisk's message to know what happened */
-export function mapAriError(err: unknown, what: string): Error {
-  if (err instanceof AriGone || err instanceof AriConflict || err instanceof AriUnavailable) return err;
-  const text = err instanceof Error ? err.message : String(err);
-  let message = text;
-  try {
-    const parsed = JSON.parse(text) as { message?: string; error?: string };
-    message = parsed.message ?? parsed.error ?? text;
-  } catch {
-    /* not JSON: keep the text */
-  }
-  if (/not found|does not exist/i.test(message)) return new AriGone(`${what}: ${message}`);
-  if (/not in (a )?stasis|invalid state|not in bridge|already|in use|not (up|answered)/i.test(message)) return new AriConflict(`${what}: ${message}`);
-  if (/ECONNREFUSED|ECONNRESET|socket hang up|ETIMEDOUT|EPIPE/i.test(message)) return new AriUnavailable(`${what}: ${message}`);
-  return new Error(`${what}: ${message}`);
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
-
-/** Probe ARI once with our credentials: tells a wrong URL or password from an Asterisk that is simply down. */
-async function probe(opts: AriClientOptions): Promise<void> {
-  const auth = Buffer.from(`${opts.user}:${opts.password}`).toString('base64');
-  let res: Response;
-  try {
-    res = await fetch(new URL('/ari/asterisk/info', opts.url), {
-      headers: { authorization: `Basic ${auth}` },
-      signal: AbortSignal.timeout(3000),
-    });
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
-    if (cause.startsWith('HPE_') || cause === 'UND_ERR_SOCKET') throw new AriMisconfigured(`ARI_URL ${opts.url} does not answer HTTP (${cause}); is it the Asterisk HTTP port?`);
-    throw new AriUnavailable(`cannot reach Asterisk ARI at ARI_URL ${opts.url}: ${cause}`);
-  }
-  await res.arrayBuffer().catch(() => undefined);
-  if (res.status === 401 || res.status === 403) {
-    throw new AriMisconfigured(`ARI_URL ${opts.url} refused ARI_USER "${opts.user}" and its password (HTTP ${res.status})`);
-  }
-  if (!res.ok || !(res.headers.get('content-type') ?? '').includes('json')) {
-    throw new AriMisconfigured(`ARI_URL ${opts.url} does not look like Asterisk ARI (HTTP ${res.status} at /ari/asterisk/info)`);
-  }
-}
-
 export class AriClient implements AriPort {
   private raw: RawClient | null = null;
   private state: ConnectionState = 'down';
@@ -152,6 +48,7 @@ export class AriClient implements AriPort {
   private heartbeat: NodeJS.Timeout | null = null;
   private lastPong = 0;
   private reconnecting = false;
+  private frozen = false;
   private readonly eventHandlers = new Set<(e: AriEvent) => void>();
   private readonly connectionHandlers = new Set<(s: ConnectionState) => void>();
   private readonly log: Logger;
@@ -307,7 +204,9 @@ export class AriClient implements AriPort {
       return;
     }
     if (event.type === 'ApplicationReplaced') {
+      // Asterisk gives the application's events to the newcomer: never reconnect (that would take them back)
       this.log.error('another process took over the ARI application (ApplicationReplaced); this one gets no more calls');
+      this.freeze();
     }
     for (const h of this.eventHandlers) {
       try {
@@ -316,9 +215,32 @@ export class AriClient implements AriPort {
         this.log.error({ err, eventType: event.type }, 'event handler failed');
       }
     }
+    if (event.type === 'ApplicationReplaced') {
+      this.dropRaw();
+      this.setState('down');
+    }
+  }
+
+  /**
+   * From now on this process does nothing more in Asterisk: every request waits forever (a flow stays where it
+   * is instead of reacting to a failure), no reconnect. For a process that another one has replaced or is
+   * replacing: its calls are the successor's now (service.ts, src/ha/leadership.ts).
+   */
+  freeze(): void {
+    if (this.frozen) return;
+    this.frozen = true;
+    this.closing = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.log.warn('ARI frozen: this process no longer acts on calls');
+  }
+
+  /** ARI answers with our user and password (start-up check of a standby, which does not connect yet) */
+  async check(): Promise<void> {
+    await probe(this.opts);
   }
 
   private call<T>(what: string, fn: (c: RawClient) => Promise<T>): Promise<T> {
+    if (this.frozen) return new Promise<T>(() => undefined);
     const client = this.raw;
     if (!client) return Promise.reject(new AriUnavailable(`${what}: ARI is not connected`));
     // metrics: latency per operation (the label is the operation without its object id: "put endpoint", not "put endpoint agent1001")
@@ -400,6 +322,12 @@ export class AriClient implements AriPort {
         if (err instanceof Error && !(err instanceof AriUnavailable) && /format is unknown/i.test(err.message)) throw new AriConflict(err.message);
         throw err;
       }
+    },
+    setVariable: async (channelId: string, name: string, value: string) => {
+      await this.call('set variable', (c) => c.channels.setChannelVar({ channelId, variable: name, value }));
+    },
+    continueInDialplan: async (channelId: string) => {
+      await this.call('continue', (c) => c.channels.continueInDialplan({ channelId }));
     },
   };
 
@@ -544,12 +472,6 @@ export class AriClient implements AriPort {
   }
 }
 
-/** "put endpoint agent1001" -> "put endpoint": one metric series per operation, not per object */
-function metricOp(what: string): string {
-  const m = /^(put|get|delete) (\S+)/.exec(what);
-  return m ? `${m[1]} ${m[2]}` : what;
-}
-
 const countedSockets = new WeakSet<object>();
 function countWsBytes(ws: any): void {
   if (!ws || typeof ws.on !== 'function' || countedSockets.has(ws)) return;
@@ -558,8 +480,4 @@ function countWsBytes(ws: any): void {
     ariMetrics.wsMessages.inc();
     ariMetrics.wsBytes.inc(typeof data === 'string' ? Buffer.byteLength(data) : Buffer.isBuffer(data) ? data.length : data instanceof ArrayBuffer ? data.byteLength : 0);
   });
-}
-
-function ariTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return withTimeout(p, ms, () => new AriUnavailable(`${what}: no answer from Asterisk within ${ms} ms`));
 }

@@ -163,6 +163,19 @@ export class FakeAri implements AriPort {
       }
       this.liveRecordings.set(req.name, { channelId: id, req, startedAt: Date.now() });
     },
+    setVariable: async (id: string, name: string, value: string) => {
+      this.log('setVariable', id, name, value);
+      this.need(id);
+    },
+    continueInDialplan: async (id: string) => {
+      this.log('continue', id);
+      const c = this.need(id);
+      // the channel leaves the application: StasisEnd, then it lives on in the dialplan (gone for us)
+      setImmediate(() => {
+        if (!this.live.delete(id)) return;
+        this.emit({ type: 'StasisEnd', at: new Date().toISOString(), channel: c });
+      });
+    },
   };
 
   /** dialplan globals and AstDB as the fake keeps them: DB_KEYS(f), DB(f/k), DB_DELETE(f/k) are understood */

@@ -99,6 +99,10 @@ export interface Channels {
   snoop(channelId: string, req: SnoopRequest): Promise<ChannelInfo>;
   /** starts recording the channel; RecordingFinished / RecordingFailed with req.name tell when it ends */
   record(channelId: string, req: RecordRequest): Promise<void>;
+  /** set a channel variable (the dialplan reads it as ${name}) */
+  setVariable(channelId: string, name: string, value: string): Promise<void>;
+  /** the channel leaves Stasis and goes on in the dialplan after its Stasis() (the fallback) */
+  continueInDialplan(channelId: string): Promise<void>;
 }
 
 export interface Bridges {

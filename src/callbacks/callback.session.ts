@@ -16,14 +16,12 @@ import type { AgentStates } from '../agents/agent-states.js';
 import { ignoreGone, type AriPort, type ChannelInfo } from '../ari/port.js';
 import type { ChannelOwner, SessionDeps } from '../calls/call.session.js';
 import { CallRecordWriter } from '../calls/call-record.js';
-import { addCallAgent, insertCall } from '../calls/calls.repo.js';
 import type { Db } from '../db/db.js';
 import type { CallUpdate } from '../db/database.js';
+import type { RecordOp, RecordOpArgs } from '../db/record-ops.js';
 import { asteriskIds } from '../redis/keys.js';
-import { retryWrite } from '../shared/retry.js';
 import { Waiters } from '../calls/waiters.js';
 import { CallRecorder, type CallRecordingSink } from '../calls/call-recorder.js';
-import { finishCallback } from './callbacks.repo.js';
 
 export interface CallbackSessionDeps extends Pick<SessionDeps, 'track' | 'untrack' | 'ended'> {
   ari: Pick<AriPort, 'channels' | 'bridges'>;
@@ -108,19 +106,17 @@ export class CallbackSession implements ChannelOwner {
     const ringSeconds = job.kind === 'callback' ? job.queue.ringSeconds : job.ringSeconds;
     let outcome: 'done' | 'agent_no_answer' | 'citizen_no_answer' | 'failed' = 'failed';
     const arrivedAt = new Date();
-    this.persist((db) =>
-      insertCall(db, {
-        id: this.id,
-        direction: 'outbound',
-        caller: job.number,
-        dialed: job.number,
-        line,
-        queue: job.kind === 'callback' ? job.queue.id : null,
-        channel_id: this.agent.channelId,
-        arrived_at: arrivedAt,
-        queued_at: arrivedAt,
-      }),
-    );
+    this.persist('call.insert', {
+      id: this.id,
+      direction: 'outbound',
+      caller: job.number,
+      dialed: job.number,
+      line,
+      queue: job.kind === 'callback' ? job.queue.id : null,
+      channel_id: this.agent.channelId,
+      arrived_at: arrivedAt,
+      queued_at: arrivedAt,
+    });
     if (job.kind === 'callback') this.event('callback.started', { callbackId: job.callbackId, attempt: job.attempts });
     else this.event('click_to_call.started', { requestedBy: job.requestedBy, agentId: job.agentId });
     try {
@@ -134,7 +130,7 @@ export class CallbackSession implements ChannelOwner {
         return;
       }
       if (job.kind === 'callback') await agentStates.transition(job.agentId, 'on_call', { expectCallId: this.standIn, callId: this.standIn });
-      this.persist((db) => addCallAgent(db, this.id, this.job.agentId));
+      this.persist('call.addAgent', { callId: this.id, agentId: this.job.agentId });
       this.event('agent.answered', { agentId: this.job.agentId });
       await ari.bridges.create(this.bridgeId, 'mixing', `outbound ${this.id}`);
       this.bridgeCreated = true;
@@ -206,10 +202,9 @@ export class CallbackSession implements ChannelOwner {
     const ended = new Date();
     this.update({ ended_at: ended, disposition: outcome === 'done' ? 'answered' : 'failed', end_reason: outcome });
     this.event('callback.ended', { outcome, status });
-    await retryWrite(
-      () => finishCallback(this.deps.db, job.callbackId, status, status === 'pending' && outcome !== 'agent_no_answer' ? new Date(Date.now() + 10 * 60_000) : undefined),
-      (err) => this.log.error({ err, status }, 'callback status lost'),
-    );
+    // in the call's stream (after its record); awaited as before: the stand-in below must find the callback pending
+    this.persist('callback.finish', { id: job.callbackId, status, retryAt: status === 'pending' && outcome !== 'agent_no_answer' ? new Date(Date.now() + 10 * 60_000) : null });
+    await this.record.flushed();
     if (status === 'pending' && outcome === 'agent_no_answer') {
       await engine.enqueue({ callId: this.standIn, queue: job.queue.id, priority: 0, enqueuedAt: Date.now() - 1, stages: job.queue.stages }).catch(() => undefined);
     }
@@ -229,8 +224,9 @@ export class CallbackSession implements ChannelOwner {
   }
 
 
-  private persist(fn: (db: Db) => Promise<unknown>): void {
-    this.record.write('callback record', fn);
+  /** a named record write (src/db/record-ops.ts) in this call's stream: applied in order, through the outbox */
+  private persist<K extends RecordOp>(op: K, args: RecordOpArgs[K]): void {
+    this.record.write(op, args);
   }
   private update(patch: CallUpdate): void {
     this.record.update(patch);

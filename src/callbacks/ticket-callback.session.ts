@@ -12,7 +12,6 @@ import { surveySatisfied } from '../calls/call.session.js';
 import { CallRecordWriter } from '../calls/call-record.js';
 import { CallRecorder, type CallRecordingSink } from '../calls/call-recorder.js';
 import { ChannelIo } from '../calls/channel-io.js';
-import { insertCall } from '../calls/calls.repo.js';
 import { Waiters } from '../calls/waiters.js';
 import type { Db } from '../db/db.js';
 import type { CallUpdate } from '../db/database.js';
@@ -125,18 +124,16 @@ export class TicketCallbackSession implements ChannelOwner {
     const arrivedAt = new Date();
     const config = ivr.current();
     const line = config.lines.get(job.line ?? '') ?? config.lines.get(config.defaultLine)!;
-    this.record.write('insert call', (db) =>
-      insertCall(db, {
-        id: this.id,
-        direction: 'outbound',
-        caller: job.number,
-        dialed: job.number,
-        line: line.number,
-        language: job.language,
-        channel_id: this.channelId,
-        arrived_at: arrivedAt,
-      }),
-    );
+    this.record.write('call.insert', {
+      id: this.id,
+      direction: 'outbound',
+      caller: job.number,
+      dialed: job.number,
+      line: line.number,
+      language: job.language,
+      channel_id: this.channelId,
+      arrived_at: arrivedAt,
+    });
     this.record.event('callback.started', { callbackId: job.callbackId, attempt: job.attempt, kind: 'ticket' });
     let result: AttemptResult = { callId: this.id, outcome: 'failed', cause: null, score: null };
     this.deps.track(this.channelId, this);

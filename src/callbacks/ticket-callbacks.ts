@@ -153,9 +153,24 @@ export function registerTicketCallbacks(deps: TicketCallbacksDeps): { sweep(): P
       where status = 'pending' and deadline_at is not null and deadline_at <= ${t}
       returning id`.execute(deps.db);
     report.expired = expired.rows.length;
-    // (3) an attempt whose process died: counted as made (the citizen may have been rung), retried after its backoff
+    // (3) an attempt whose process died: counted as made (the citizen may have been rung), retried after its backoff.
+    // Dead means its lease ran out, or sooner: the process that took over Asterisk closed the attempt's call as
+    // lost (calls.stasis.ts reconciliation: the channel is hung up, nobody can still be ringing the citizen).
     const stale = await sql<{ id: string; attempts: number }>`
-      select id, attempts from callbacks where status = 'dialing' and lease_until is not null and lease_until < ${t}`.execute(deps.db);
+      select cb.id, cb.attempts from callbacks cb
+      where cb.status = 'dialing' and (
+        (cb.lease_until is not null and cb.lease_until < ${t})
+        or exists (
+          select 1 from callback_attempts a join calls c
+            on c.direction = 'outbound' and c.caller = cb.number and c.arrived_at >= a.started_at - interval '5 seconds'
+          where a.callback_id = cb.id and a.attempt = cb.attempts and a.ended_at is null and a.answered_at is null
+            and c.ended_at is not null and c.end_reason = 'lost'))`.execute(deps.db);
+    // an answered attempt whose process died before it wrote the end: the callback is done already; the attempt
+    // ends with its call (closed by the reconciliation)
+    await sql`
+      update callback_attempts a set ended_at = c.ended_at, outcome = 'answered', cause = coalesce(a.cause, 'process ended')
+      from calls c
+      where a.ended_at is null and a.answered_at is not null and c.id = a.call_id and c.ended_at is not null`.execute(deps.db);
     for (const s of stale.rows) {
       await sql`update callback_attempts set ended_at = ${t}, outcome = 'interrupted' where callback_id = ${s.id} and attempt = ${s.attempts} and ended_at is null and answered_at is null`.execute(deps.db);
       await afterUnanswered(s.id, s.attempts, 'interrupted');

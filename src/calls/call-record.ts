@@ -1,38 +1,44 @@
 /**
- * The writes of one call's record, in order: each is retried (retryWrite) and a failure never stops the
- * call; `flushed()` resolves once everything written so far has been tried. Used by every kind of call.
+ * The writes of one call's record, in order, through the record outbox (src/db/outbox.ts): each is applied to
+ * PostgreSQL, or durably queued and replayed exactly once when PostgreSQL answers again; a failure never stops
+ * the call. `flushed()` resolves once everything written so far is applied or safe in the outbox. Used by every
+ * kind of call. The stream is the call id: the call's writes (its callbacks, voicemail, survey credits too) keep
+ * their order.
  */
 import type { Logger } from 'pino';
 import type { Db } from '../db/db.js';
 import type { CallUpdate } from '../db/database.js';
-import { retryWrite } from '../shared/retry.js';
-import { appendCallEvent, updateCall } from './calls.repo.js';
+import { recordOutbox, type RecordOp, type RecordOpArgs, type RecordOutbox } from '../db/record-ops.js';
 
 export class CallRecordWriter {
-  private writes: Promise<void> = Promise.resolve();
+  private last: Promise<void> = Promise.resolve();
+  private readonly outbox: RecordOutbox;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly callId: string,
     private readonly log: Logger,
-  ) {}
+    /** default: the process's record outbox (setRecordOutbox), or a private one for this Db */
+    outbox?: RecordOutbox,
+  ) {
+    this.outbox = outbox ?? recordOutbox(db, log);
+  }
 
-  /** any write about this call, queued behind the ones before it */
-  write(what: string, fn: (db: Db) => Promise<unknown>): void {
-    this.writes = this.writes.then(() => retryWrite(() => fn(this.db), (err) => this.log.error({ err, what }, 'call record write lost after retries')));
+  /** a named record write about this call (an op of src/db/record-ops.ts), queued behind the ones before it */
+  write<K extends RecordOp>(op: K, args: RecordOpArgs[K]): void {
+    this.last = this.outbox.write(this.callId, op, args, this.log);
   }
 
   update(patch: CallUpdate): void {
-    this.write('update call', (db) => updateCall(db, this.callId, patch));
+    this.write('call.update', { id: this.callId, patch });
   }
 
   /** a timestamped step on the call's event log (taken now, written in order) */
   event(type: string, data: Record<string, unknown> = {}): void {
-    const at = new Date();
-    this.write(`event ${type}`, (db) => appendCallEvent(db, this.callId, at, type, data));
+    this.write('call.event', { callId: this.callId, at: new Date(), type, data });
   }
 
   flushed(): Promise<void> {
-    return this.writes;
+    return this.last;
   }
 }

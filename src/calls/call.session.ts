@@ -26,17 +26,18 @@ import type { IvrConfig, Language, Line } from '../ivr/ivr.config.js';
 import { runFlow } from '../ivr/ivr.runner.js';
 import type { EventBus } from '../events/bus.js';
 import type { IvrStore } from '../ivr/ivr.store.js';
-import { finishVoicemail, startVoicemail } from '../voicemail/voicemails.repo.js';
+import { startVoicemail } from '../voicemail/voicemails.repo.js';
 import { smsHistoryOf } from '../sms/sms.repo.js';
 import { asteriskIds, type Keys } from '../redis/keys.js';
-import { normalizePhone } from '../shared/phone.js';
+import { callerOf, normalizePhone } from '../shared/phone.js';
 import { withTimeout } from '../shared/timeout.js';
 import { Waiters } from './waiters.js';
 import { ChannelIo } from './channel-io.js';
 import { CallRecorder, type CallRecordingSink } from './call-recorder.js';
 import { CallMonitors, type MonitorMode, type MonitorView, type Supervisor } from '../supervision/monitor.js';
 import { CallRecordWriter } from './call-record.js';
-import { addCallAgent, callerHistory, insertCall, lastAgentOf, type HistoryItem } from './calls.repo.js';
+import { callerHistory, lastAgentOf, type HistoryItem } from './calls.repo.js';
+import type { RecordOp, RecordOpArgs } from '../db/record-ops.js';
 import { dispositionOnEnd, transition, type CallEvent, type CallState } from './call.state.js';
 
 /** whatever owns channels in our Stasis application and wants their events (a citizen's call, a callback) */
@@ -116,6 +117,8 @@ const WHITELIST_PRIORITY = 5;
 const LIST_LOOKUP_MS = 1500;
 /** a waiting caller re-tries routing at least this often (skill relaxation needs no event to kick in) */
 const QUEUE_POLL_MS = 1000;
+/** how often a waiting call checks that its entry is still in Redis */
+const PRESENCE_CHECK_MS = 5000;
 const LIVE_TTL_S = 6 * 3600;
 
 
@@ -214,7 +217,7 @@ export class CallSession implements ChannelOwner {
   ) {
     this.id = resumed?.callId ?? randomUUID();
     this.callerChannelId = channel.id;
-    this.caller = normalizePhone(channel.callerNumber) ?? (channel.callerNumber || 'anonymous');
+    this.caller = callerOf(channel.callerNumber);
     this.dialed = normalizePhone(channel.dialedExten) ?? channel.dialedExten;
     const parsed = resumed?.arrivedAt ?? new Date(at);
     this.arrivedAt = Number.isNaN(parsed.getTime()) ? new Date() : parsed;
@@ -304,18 +307,16 @@ export class CallSession implements ChannelOwner {
     this.deps.track(this.callerChannelId, this);
     if (this.resumed) return this.runResumed();
     this.log.info('call arrived');
-    this.persist('insert call', (db) =>
-      insertCall(db, {
-        id: this.id,
-        direction: 'inbound',
-        caller: this.caller,
-        dialed: this.dialed,
-        line: this.dialed,
-        language: 'zh',
-        channel_id: this.callerChannelId,
-        arrived_at: this.arrivedAt,
-      }),
-    );
+    this.persist('call.insert', {
+      id: this.id,
+      direction: 'inbound',
+      caller: this.caller,
+      dialed: this.dialed,
+      line: this.dialed,
+      language: 'zh',
+      channel_id: this.callerChannelId,
+      arrived_at: this.arrivedAt,
+    });
     this.event('arrived', { channelId: this.callerChannelId });
     return this.flowToEnd();
   }
@@ -504,7 +505,7 @@ export class CallSession implements ChannelOwner {
     }
     const rec = this.recording;
     const status = !rec.done ? 'failed' : !rec.ok ? 'failed' : rec.durationSeconds < VOICEMAIL_MIN_SECONDS ? 'empty' : 'saved';
-    this.persist('voicemail', (db) => finishVoicemail(db, voicemailId, { status, durationSeconds: rec.done ? rec.durationSeconds : null }));
+    this.persist('voicemail.finish', { id: voicemailId, status, durationSeconds: rec.done ? rec.durationSeconds : null });
     this.event('voicemail', { voicemailId, status, durationSeconds: rec.durationSeconds, reason });
     this.log.info({ voicemailId, status, durationSeconds: rec.durationSeconds }, 'voicemail ended');
     if (!this.callerGone) await this.io.playToEnd(this.sound(status === 'saved' ? 'voicemail-saved' : 'goodbye'));
@@ -564,8 +565,19 @@ export class CallSession implements ChannelOwner {
     });
     let nextAnnouncement = now + this.queue!.announceEverySeconds * 1000;
     let callbackOffered = false;
+    let lastPresenceCheck = now;
+    // Redis away (restarting): the caller keeps waiting with music; its entry is written once Redis answers
+    let inLine = false;
+    let redisDown = false;
+    const redisFailed = (err: unknown) => {
+      if (!redisDown) this.log.warn({ err: (err as Error).message }, 'Redis not answering: the caller keeps waiting');
+      redisDown = true;
+    };
     try {
-      await this.enqueue();
+      inLine = await this.enqueue().then(
+        () => true,
+        (err: unknown) => (redisFailed(err), false),
+      );
       while (!this.callerGone) {
         const q = this.queue!;
         const t = Date.now();
@@ -576,13 +588,27 @@ export class CallSession implements ChannelOwner {
           await this.overflowTo(q.overflow.queue);
           continue;
         }
-        const agentId = await this.deps.engine.claim(q.id, this.id);
+        if (!inLine) {
+          inLine = await this.enqueue().then(
+            () => true,
+            (err: unknown) => (redisFailed(err), false),
+          );
+          if (inLine && redisDown) this.log.info('Redis answers again: back in line in its place');
+          if (inLine) redisDown = false;
+        }
+        const agentId = inLine
+          ? await this.deps.engine.claim(q.id, this.id).catch((err: unknown) => {
+              redisFailed(err);
+              return null;
+            })
+          : null;
         if (agentId) {
+          redisDown = false;
           this.deps.agentStates.reserved(agentId, this.id);
           const outcome = await this.ringAgent(agentId);
           if (outcome === 'answered') return;
           if (this.callerGone) return;
-          await this.enqueue(); // back in line with the same arrival time: it keeps its place
+          inLine = false; // back in line (next turn) with the same arrival time: it keeps its place
           continue;
         }
         if (!callbackOffered && q.callbackOffer && t - this.firstQueuedAt >= q.callbackOffer.afterSeconds * 1000) {
@@ -595,6 +621,15 @@ export class CallSession implements ChannelOwner {
           await this.announceWait();
           nextAnnouncement = Date.now() + q.announceEverySeconds * 1000;
           continue;
+        }
+        if (t - lastPresenceCheck >= PRESENCE_CHECK_MS) {
+          // Redis restarted empty (it keeps nothing on disk): put this call back in line, same arrival time
+          lastPresenceCheck = t;
+          if (inLine && (await this.deps.engine.position(q.id, this.id).catch(() => 0)) === null) {
+            this.log.warn({ queue: q.id }, 'waiting entry lost (Redis restarted?): queued again in its place');
+            inLine = false;
+            continue;
+          }
         }
         woken = false;
         await this.waitFor(() => (this.callerGone || woken || (callbackOffered && this.io.digits.length > 0) ? true : undefined), QUEUE_POLL_MS);
@@ -646,7 +681,7 @@ export class CallSession implements ChannelOwner {
     this.event('queue.max_wait', { queue: q.id, action: q.maxWait.action, waitedSeconds: Math.round((Date.now() - this.firstQueuedAt) / 1000) });
     if (q.maxWait.action === 'callback') {
       this.outcome = 'callback_requested';
-      this.persist('callback', (db) => requestCallback(db, { number: this.caller, callId: this.id, queue: q.id, reason: 'max_wait' }));
+      this.persist('callback.request', { number: this.caller, callId: this.id, queue: q.id, reason: 'max_wait' });
       await this.io.playToEnd(this.sound('callback-registered'));
     } else {
       await this.io.playToEnd(this.sound('unavailable'));
@@ -747,7 +782,7 @@ export class CallSession implements ChannelOwner {
         this.answeredAt = new Date();
         this.update({ answered_at: this.answeredAt });
       }
-      this.persist('add agent', (db) => addCallAgent(db, this.id, agentId));
+      this.persist('call.addAgent', { callId: this.id, agentId });
       this.recorder.start(this.callerChannelId);
       this.agentsSeen.push(agentId);
       this.event('agent.answered', { agentId });
@@ -1147,7 +1182,7 @@ export class CallSession implements ChannelOwner {
     }
     if (agentId) {
       await this.deps.agentStates.transition(agentId, 'on_call', { expectCallId: this.id, callId: this.id });
-      this.persist('add agent', (db) => addCallAgent(db, this.id, agentId));
+      this.persist('call.addAgent', { callId: this.id, agentId });
       this.agentsSeen.push(agentId);
     }
     await this.deps.ari.bridges.addChannel(bridgeId, [channelId]);
@@ -1225,13 +1260,7 @@ export class CallSession implements ChannelOwner {
     this.update({ survey_score: score, survey_scale: scale, survey_satisfied: satisfied, survey_at: at });
     const agents = [...new Set(this.agentsSeen)];
     if (agents.length === 0) return;
-    this.persist('survey credit', (db) =>
-      db
-        .insertInto('survey_results')
-        .values(agents.map((agent_id) => ({ call_id: this.id, agent_id, line: this.line || this.dialed, score, scale, satisfied, at })))
-        .onConflict((oc) => oc.columns(['call_id', 'agent_id']).doUpdateSet((eb) => ({ score: eb.ref('excluded.score'), satisfied: eb.ref('excluded.satisfied'), at: eb.ref('excluded.at') })))
-        .execute(),
-    );
+    this.persist('survey.credit', { callId: this.id, agents, line: this.line || this.dialed, score, scale, satisfied, at });
     this.event('survey.credited', { agents, score, scale, satisfied });
   }
 
@@ -1300,7 +1329,7 @@ export class CallSession implements ChannelOwner {
     const disposition = this.outcome ?? dispositionOnEnd(this.state, answered);
     if (disposition === 'abandoned' && this.firstQueuedAt && !this.blacklisted) {
       // an abandoned caller is offered a callback: supervisors see the list (one pending per number)
-      this.persist('callback', (db) => requestCallback(db, { number: this.caller, callId: this.id, queue: this.queue?.id ?? null, reason: 'abandoned' }));
+      this.persist('callback.request', { number: this.caller, callId: this.id, queue: this.queue?.id ?? null, reason: 'abandoned' });
     }
     // the timeline's last event is written before ended_at: whoever sees ended_at sees the whole timeline
     this.event('ended', { disposition, by: this.endedBy ?? 'system' });
@@ -1363,8 +1392,9 @@ export class CallSession implements ChannelOwner {
   }
 
 
-  private persist(what: string, fn: (db: Db) => Promise<unknown>): void {
-    this.record.write(what, fn);
+  /** a named record write (src/db/record-ops.ts) in this call's stream: applied in order, through the outbox */
+  private persist<K extends RecordOp>(op: K, args: RecordOpArgs[K]): void {
+    this.record.write(op, args);
   }
 
   private update(patch: CallUpdate): void {

@@ -19,8 +19,10 @@ export interface CallRouter {
   handle(event: AriEvent): void;
   /** after the event socket came back: finish sessions whose channels vanished while we were deaf */
   resync(): Promise<void>;
-  /** stop taking new calls; wait (bounded) for record writes of live calls */
+  /** stop taking new calls (they go to the dialplan's fallback); wait (bounded) for record writes of live calls */
   drain(timeoutMs: number): Promise<void>;
+  /** wait (bounded) until this process has no call left; true when none is left */
+  idle(timeoutMs: number): Promise<boolean>;
   get(callId: string): ChannelOwner | undefined;
   /** run a call this process started itself (a callback), routing its channels' events to it */
   adopt(owner: ChannelOwner & { run(): Promise<void> }): void;
@@ -49,12 +51,24 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
     ignoreGone(deps.ari.channels.hangup(channelId, 'normal')).catch((err) => log.warn({ err }, 'hangup failed'));
   }
 
+  /** a new caller while this process stops: the dialplan's fallback serves it ([stasis-fallback], HOTLINE_FALLBACK) */
+  function toFallback(channelId: string): void {
+    log.warn({ channelId }, 'service stopping: new call handed to the dialplan fallback');
+    deps.ari.channels
+      .setVariable(channelId, 'HOTLINE_FALLBACK', '1')
+      .then(() => deps.ari.channels.continueInDialplan(channelId))
+      .catch((err: Error) => {
+        log.warn({ channelId, err: err.message }, 'could not hand a new call to the fallback; hanging up');
+        refuse(channelId, 'service stopping');
+      });
+  }
+
   function handle(event: AriEvent): void {
     switch (event.type) {
       case 'StasisStart': {
         const [role, arg] = event.args;
         if (role === 'inbound') {
-          if (draining) return refuse(event.channel.id, 'service stopping');
+          if (draining) return toFallback(event.channel.id);
           const session = new CallSession(sessionDeps, event.channel, event.at);
           byId.set(session.id, session);
           void session.run();
@@ -240,6 +254,11 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
     handle,
     resync,
     drain,
+    async idle(timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      while (byId.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200).unref());
+      return byId.size === 0;
+    },
     get: (id) => byId.get(id),
     adopt(owner) {
       byId.set(owner.id, owner);

@@ -15,10 +15,12 @@ import type { Logger } from 'pino';
 import type { AcdEngine } from '../acd/engine.js';
 import type { AriPort } from '../ari/port.js';
 import type { Db } from '../db/db.js';
-import { normalizePhone } from '../shared/phone.js';
+import { callerOf, normalizePhone } from '../shared/phone.js';
 
 const FAMILY = 'hotline-fallback';
 export const FALLBACK_DIAL_VAR = 'HOTLINE_FALLBACK_DIAL';
+/** the entries of calls handed to the fallback by a stopping process */
+const HANDED_VAR = 'HOTLINE_FALLBACK_HANDED';
 
 export interface FallbackEntry {
   key: string;
@@ -85,7 +87,10 @@ export function startFallback(deps: {
   }
 
   async function importCalls(): Promise<number> {
-    const entries = (await deps.ari.globals.get(`DB_KEYS(${FAMILY})`)).split(',').filter((k) => k && !done.has(k));
+    // calls a stopping process handed over (HOTLINE_FALLBACK=1) are in a global instead: Asterisk refuses DB()
+    // writes on a channel ARI has controlled; same entries, '|' between them (dialplan/extensions.conf)
+    const handed = (await deps.ari.globals.get(HANDED_VAR)).split('|');
+    const entries = [...(await deps.ari.globals.get(`DB_KEYS(${FAMILY})`)).split(','), ...handed].filter((k) => k && !done.has(k));
     let imported = 0;
     const weekAgo = Date.now() - 7 * 86400_000;
     for (const entry of entries) {
@@ -105,7 +110,7 @@ export function startFallback(deps: {
   /** true when the record is new */
   async function store(e: FallbackEntry): Promise<boolean> {
     const id = fallbackCallId(e.key);
-    const caller = normalizePhone(e.caller) ?? (e.caller || 'anonymous');
+    const caller = callerOf(e.caller);
     const dialed = normalizePhone(e.dialed) ?? e.dialed;
     const endedAt = e.endedAt!;
     const agentId = e.agentEndpoint && /^agent(\w+)$/.exec(e.agentEndpoint)?.[1];

@@ -2,6 +2,9 @@
  * Service configuration, read once from the environment, validated, typed and frozen.
  * A wrong value stops start-up with one line naming the variable (ConfigError).
  */
+import os from 'node:os';
+import path from 'node:path';
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -15,10 +18,18 @@ export interface Config {
   port: number;
   logLevel: LogLevel;
   databaseUrl: string;
+  /** every PostgreSQL query's limit, client and server side (DB_QUERY_TIMEOUT_SECONDS, ms here) */
+  dbQueryTimeoutMs: number;
+  /**
+   * the record outbox (src/db/outbox.ts): record writes PostgreSQL does not take within directTimeoutMs are kept
+   * in files under dir (OUTBOX_DIR) and replayed when it answers; a restarted process replays what is left there
+   */
+  outbox: { dir: string; directTimeoutMs: number };
   redisUrl: string;
   /** prefix of every Redis key and BullMQ queue of this deployment */
   redisPrefix: string;
-  ari: { url: string; user: string; password: string; app: string; startupTimeoutMs: number; requestTimeoutMs: number };
+  /** client: which ARI adapter (ARI_CLIENT): ari-client (src/ari/client.ts) or thin (src/ari/thin-client.ts, node:http + ws) */
+  ari: { url: string; user: string; password: string; app: string; startupTimeoutMs: number; requestTimeoutMs: number; client: 'ari-client' | 'thin' };
   admin: { user: string; password: string };
   tokenTtlHours: number;
   /** failed sign-ins allowed per user name / per client address within loginFailureWindowSeconds, then 429 */
@@ -31,6 +42,10 @@ export interface Config {
   fallbackSkill: string;
   /** how often the supervisors' live view (queue.stats, agent.board) is pushed when it changed (ms) */
   liveViewPushMs: number;
+  /** SIGTERM with no standby: how long the stopping process lets its calls finish (new ones go to the fallback) */
+  drainSeconds: number;
+  /** the leader's lease (active-standby): a dead leader is replaced about two of these after its last renewal */
+  haLeaseMs: number;
   /** the wallboard (/wallboard, GET /api/v1/wallboard): its read-only key (WALLBOARD_KEY, null: tokens only) and longest-wait colours */
   wallboard: { key: string | null; amberSeconds: number; redSeconds: number };
   /** the skill queues file operators edit (reloaded on change) */
@@ -169,6 +184,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     port: int(env, 'PORT', 3000, 0, 65535),
     logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
     databaseUrl: url(env, 'DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/hotline', ['postgres:', 'postgresql:']),
+    dbQueryTimeoutMs: int(env, 'DB_QUERY_TIMEOUT_SECONDS', 30, 5, 3600) * 1000,
+    outbox: Object.freeze({
+      dir: path.resolve(str(env, 'OUTBOX_DIR', nodeEnv === 'production' ? '/var/lib/hotline/outbox' : path.join(os.tmpdir(), 'hotline-outbox'))),
+      directTimeoutMs: int(env, 'OUTBOX_DIRECT_TIMEOUT_MS', 2000, 100, 30000),
+    }),
     redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
     redisPrefix: str(env, 'REDIS_PREFIX', 'hotline'),
     ari: {
@@ -178,6 +198,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       app: str(env, 'ARI_APP', 'hotline'),
       startupTimeoutMs: int(env, 'ARI_STARTUP_TIMEOUT_SECONDS', 30, 0, 3600) * 1000,
       requestTimeoutMs: int(env, 'ARI_REQUEST_TIMEOUT_MS', 5000, 100, 60000),
+      client: oneOf(env, 'ARI_CLIENT', ['ari-client', 'thin'] as const, 'ari-client'),
     },
     admin: {
       user: str(env, 'HOTLINE_ADMIN_USER', DEV_DEFAULTS.HOTLINE_ADMIN_USER),
@@ -189,6 +210,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     loginFailureWindowSeconds: int(env, 'LOGIN_FAILURE_WINDOW_SECONDS', 300, 1, 86400),
     breakSweepSeconds: int(env, 'BREAK_SWEEP_SECONDS', 5, 1, 300),
     liveViewPushMs: int(env, 'LIVE_VIEW_PUSH_MS', 1000, 200, 60000),
+    drainSeconds: int(env, 'DRAIN_SECONDS', 20, 0, 3600),
+    haLeaseMs: int(env, 'HA_LEASE_MS', 3000, 1000, 60000),
     fallbackSkill: str(env, 'FALLBACK_SKILL', 'general'),
     wallboard: {
       key: str(env, 'WALLBOARD_KEY', '') || null,

@@ -1,6 +1,8 @@
-import { Kysely, PostgresDialect } from 'kysely';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import pg from 'pg';
 import { redact } from '../config/env.js';
+import { withTimeout } from '../shared/timeout.js';
 import type { Database } from './database.js';
 
 export type Db = Kysely<Database>;
@@ -48,9 +50,113 @@ export async function ensureDatabase(databaseUrl: string): Promise<void> {
   }
 }
 
-export function createDb(databaseUrl: string): Db {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 10, connectionTimeoutMillis: 5000, idleTimeoutMillis: 30000 });
+/** every query's limit unless a caller sets its own (withQueryDeadline): the KPI rollups and reports stay well under it */
+export const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
+
+/** a query that did not answer in time (client side): its connection has been closed, the query may or may not have run */
+export class QueryTimeout extends Error {
+  override name = 'QueryTimeout';
+}
+
+/** the deadline (epoch ms) of the queries run inside withQueryDeadline */
+const deadlines = new AsyncLocalStorage<number>();
+
+/**
+ * Run `fn` with every query it makes bound to `ms` from now (shorter or longer than the pool's default):
+ * a query still unanswered at the deadline fails with QueryTimeout and its connection is reset (so it cannot
+ * reach PostgreSQL later and land behind writes made since); a query that would start after the deadline
+ * (e.g. after waiting for a free connection) is never sent. `fn` itself is abandoned at the deadline too.
+ * A longer server-side limit needs `set local statement_timeout` inside a transaction as well.
+ */
+export function withQueryDeadline<T>(ms: number, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + ms;
+  return withTimeout(deadlines.run(deadline, fn), ms, () => new QueryTimeout(`no answer from PostgreSQL within ${ms} ms`));
+}
+
+/** pg's own messages for a connection that died or a read that timed out (no SQLSTATE) */
+function connectionLost(err: unknown): boolean {
+  if (err instanceof QueryTimeout) return true;
+  const code = (err as { code?: unknown }).code;
+  return !(typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code));
+}
+
+/** close the socket with a reset: what is still unsent (a query written into a stalled link) is dropped, not delivered later */
+function resetSocket(client: pg.PoolClient): void {
+  const stream = (client as unknown as { connection?: { stream?: { destroyed?: boolean; resetAndDestroy?: () => void; destroy: () => void } } }).connection?.stream;
+  if (!stream || stream.destroyed) return;
+  try {
+    if (typeof stream.resetAndDestroy === 'function') stream.resetAndDestroy();
+    else stream.destroy();
+  } catch {
+    stream.destroy(); // not a TCP socket (unix socket): a plain close
+  }
+}
+
+/**
+ * The pool as Kysely sees it, with a client-side limit on every query (pg's query_timeout: the withQueryDeadline
+ * deadline, else the default) and one rule pg lacks: a client whose query timed out or whose connection failed
+ * is reset and removed from the pool, never handed out again (pg would keep it, busy with a query whose answer
+ * may never come, and every later query on it would time out as well).
+ */
+function guardedPool(pool: pg.Pool, defaultTimeoutMs: number): PostgresPool {
+  const wrapped = new WeakMap<pg.PoolClient, PostgresPoolClient>();
+  const wrap = (client: pg.PoolClient): PostgresPoolClient => {
+    let broken = false;
+    // a connection dropped while checked out: the query fails (below), the process must not
+    client.on('error', () => undefined);
+    const guarded = {
+      async query(text: string, parameters: ReadonlyArray<unknown>) {
+        const deadline = deadlines.getStore();
+        let timeout = defaultTimeoutMs;
+        if (deadline !== undefined) {
+          timeout = deadline - Date.now();
+          if (timeout <= 0) throw new QueryTimeout('the deadline passed before the query was sent');
+        }
+        try {
+          return await client.query({ text, values: [...parameters], query_timeout: timeout } as pg.QueryConfig);
+        } catch (err) {
+          if (connectionLost(err)) {
+            broken = true;
+            resetSocket(client);
+          }
+          throw err;
+        }
+      },
+      release(destroy?: boolean) {
+        client.release(broken || destroy ? true : undefined);
+      },
+    };
+    return guarded as unknown as PostgresPoolClient;
+  };
+  return {
+    async connect() {
+      const client = await pool.connect();
+      let w = wrapped.get(client);
+      if (!w) wrapped.set(client, (w = wrap(client)));
+      return w;
+    },
+    end: () => pool.end(),
+  };
+}
+
+/**
+ * The pool: at most 10 connections, 5 s to connect, and every query limited on both sides (`queryTimeoutMs`,
+ * default 30 s): PostgreSQL cancels a statement that runs longer (statement_timeout) and the client gives up on
+ * one that does not answer (a dead or silent link), so nothing waits on PostgreSQL for ever.
+ */
+export function createDb(databaseUrl: string, opts: { queryTimeoutMs?: number } = {}): Db {
+  const timeout = opts.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: 10,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30000,
+    statement_timeout: timeout,
+    query_timeout: timeout,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+  });
   // an idle client losing its connection must not crash the process; the next query reconnects
   pool.on('error', () => undefined);
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: guardedPool(pool, timeout) }) });
 }

@@ -4,6 +4,8 @@ export interface ReadinessReport {
   ari: boolean;
   redis: boolean;
   postgres: boolean;
+  /** active-standby: a standby is alive but not ready (ARI is the leader's) */
+  role?: 'leader' | 'standby';
 }
 export type Readiness = () => Promise<ReadinessReport>;
 
@@ -15,9 +17,7 @@ export const healthRoutes: FastifyPluginAsync<{ readiness: Readiness; metrics: (
     { schema: { tags: ['service'], summary: 'ARI connected, Redis and PostgreSQL reachable; 503 names what is down' }, logLevel: 'warn' },
     async (_req, reply) => {
       const report = await opts.readiness();
-      const down = Object.entries(report)
-        .filter(([, up]) => !up)
-        .map(([name]) => name);
+      const down = (['ari', 'redis', 'postgres'] as const).filter((name) => !report[name]);
       return reply.status(down.length ? 503 : 200).send({ status: down.length ? 'unavailable' : 'ready', down, ...report });
     },
   );

@@ -33,6 +33,17 @@ export function createKeys(prefix: string) {
     /** failed sign-ins from one client address (string counter with a TTL) */
     loginFailuresAddress: (address: string) => `${prefix}:auth:failures:address:${address}`,
 
+    /** set once in a Redis: when it is missing after a reconnection, Redis restarted empty (src/agents/agent-restore.ts) */
+    redisMarker: () => `${prefix}:redis-marker`,
+
+    // active-standby (src/ha/leadership.ts)
+    /** the leader's lease: the id of the process that holds the ARI application (string with a TTL) */
+    haLease: () => `${prefix}:ha:leader`,
+    /** standby processes saying they are there (sorted set: process id -> last round, epoch ms) */
+    haStandbys: () => `${prefix}:ha:standbys`,
+    /** pub/sub channel: `handover <id>` (take over now), `released <id>` (its records are written) */
+    haChannel: () => `${prefix}:ha:events`,
+
     /** BullMQ's key prefix (src/jobs): every queue's keys are `<prefix>:jobs:<queue>:...` */
     jobs: () => `${prefix}:jobs`,
 

@@ -29,3 +29,15 @@ export function normalizePhone(input: string | null | undefined): string | null 
   if (/^[2-9]\d{7}$/.test(s)) s = `0898${s}`;
   return s;
 }
+
+/**
+ * The caller as stored and shown: the normalised number, else the raw caller ID made harmless (control
+ * characters, quotes and angle brackets removed: pjsip unescapes %0D%0A, and the value is sent on as the
+ * caller ID of the agent's leg), else 'anonymous'.
+ */
+export function callerOf(raw: string | null | undefined): string {
+  const n = normalizePhone(raw);
+  if (n) return n;
+  const safe = String(raw ?? '').replace(/[\u0000-\u001f\u007f"<>\\]/g, '').trim().slice(0, 80);
+  return safe || 'anonymous';
+}

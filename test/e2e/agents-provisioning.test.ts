@@ -111,6 +111,7 @@ t.test('a desk phone: the API creates the endpoint and AOR in Asterisk, and the 
   t.match(endpoint, { context: 'agents', aors: no, direct_media: 'false', rtp_symmetric: 'true', dtmf_mode: 'rfc4733', send_pai: 'false', transport: 'transport-udp' }, 'endpoint with the agents\' media settings');
   t.match(endpoint?.allow ?? '', /alaw/, 'G.711 a-law allowed');
   t.equal(endpoint?.auth ?? '', '', 'a desk phone has no inbound auth');
+  t.equal(endpoint?.identify_by, 'ip', 'and is never identified by a From user (identify_by=ip, no identify object)');
   t.match(await pjsip('aor', no), { contact: uri, qualify_frequency: '0' }, 'AOR with the static contact, no qualify');
   t.equal(await pjsip('auth', `agent${no}`), null, 'no auth object');
   t.match(await cli(`pjsip show endpoint agent${no}`), new RegExp(`Endpoint:\\s+agent${no}\\b`), 'the CLI shows it');

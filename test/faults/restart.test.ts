@@ -8,14 +8,14 @@
  *  C. the service stopped, 20 new calls: the dialplan fallback rings the signed-in agents; the calls are
  *     on record once the service is back; with nobody signed in a message is left, and becomes a voicemail.
  */
-import { readFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import { sql } from 'kysely';
 import { runSipp, type SippProcess } from '../sipp/sipp.js';
 import { callerScript } from '../sipp/caller-script.js';
-import { ARI, ariBridges, ariChannels, getJson, login, resetAri, waitFor } from '../helpers/stack.js';
+import { ARI, ariBridges, getJson, login, resetAri, waitFor } from '../helpers/stack.js';
 import { api, createReadyAgent, ivrDirWithDirectLines, setState, startPhones, writeQueuesFile, type TestAgent } from '../helpers/acd.js';
-import { deploymentEnv, spawnService, type ServiceProcess } from '../helpers/service-process.js';
+import { faultInvariants, logMark } from '../helpers/faults.js';
+import { deploymentEnv, freeTcpPort, spawnService, type ServiceProcess } from '../helpers/service-process.js';
 import { createDb } from '../../src/db/db.js';
 
 await resetAri();
@@ -35,13 +35,7 @@ t.teardown(async () => {
 });
 const tag = String(Date.now()).slice(-5);
 const logFile = '/tmp/hotline-fault-restart.log';
-const logStart = (() => {
-  try {
-    return readFileSync(logFile, 'utf8').length;
-  } catch {
-    return 0;
-  }
-})();
+const logStart = logMark(logFile);
 
 async function restart(how: 'kill9' | 'stop'): Promise<number> {
   const at = Date.now();
@@ -54,23 +48,7 @@ async function startAgain(): Promise<void> {
   admin = await login(svc.url);
 }
 
-/** the invariants every scenario ends with */
-async function invariants(t: Test, caller: string, calls: number): Promise<void> {
-  const rows = await waitFor(async () => {
-    const r = await db.selectFrom('calls').select(['id', 'ended_at', 'disposition', 'end_reason']).where('caller', '=', caller).execute();
-    return r.length === calls && r.every((x) => x.ended_at) ? r : undefined;
-  }, 30_000, `${calls} closed records for ${caller}`).catch(async () => db.selectFrom('calls').select(['id', 'ended_at', 'disposition', 'end_reason']).where('caller', '=', caller).execute());
-  t.equal(rows.length, calls, `exactly one call record per SIPp call (${calls})`);
-  t.equal(rows.filter((r) => !r.ended_at).length, 0, 'no record stays open');
-  const left = await waitFor(async () => {
-    const ch = (await ariChannels()).filter((c) => !c.name.startsWith('Snoop'));
-    const br = (await ariBridges()).filter((b) => b.channels.length > 0 || b.id.startsWith('call-'));
-    return ch.length === 0 && br.length === 0 ? true : undefined;
-  }, 20_000, 'Asterisk empty').catch(() => false);
-  t.ok(left, 'nothing left behind in Asterisk');
-  const log = readFileSync(logFile, 'utf8').slice(logStart);
-  t.notOk(/unhandled rejection/.test(log), 'no unhandled rejection in the service log');
-}
+const invariants = (t: Test, caller: string, calls: number) => faultInvariants(t, { db, caller, calls, logFile, logStart });
 
 const bridgedCalls = async (n: number) =>
   waitFor(async () => {
@@ -168,4 +146,105 @@ t.test('C. service stopped, 20 new calls: the fallback rings the signed-in agent
   t.equal(Buffer.from(await audio.arrayBuffer()).subarray(0, 4).toString(), 'RIFF');
   for (const a of agents) await createReadyAgent(svc.url, admin, a).catch(() => undefined);
   await api(svc.url, admin, 'GET', '/api/v1/queues');
+});
+
+// ---- several processes: active-standby (src/ha/leadership.ts) ----------------------------------------
+const standbyEnv = { ...env, PORT: '0' };
+/** every process started besides svc: stopped at the end whatever happened */
+const extra: ServiceProcess[] = [];
+t.teardown(async () => {
+  for (const p of extra) await p.stop().catch(() => undefined);
+});
+async function startStandby(): Promise<ServiceProcess> {
+  const p = await spawnService('restart', { ...standbyEnv, PORT: String(await freeTcpPort()) }, 60_000, 'alive');
+  extra.push(p);
+  const ready = await fetch(`${p.url}/readyz`).then((r) => r.json() as Promise<{ role?: string }>);
+  if (ready.role !== 'standby') throw new Error(`expected a standby, got ${JSON.stringify(ready)}`);
+  return p;
+}
+const isLeader = async (p: ServiceProcess) => fetch(`${p.url}/readyz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.status === 200, () => false);
+
+t.test('F. the leader killed (-9) with a standby running: the standby takes over within 10 s, connected calls go on, waiting callers are answered', async (t) => {
+  for (const a of agents) await setState(svc.url, admin, a.id, 'ready').catch(() => undefined);
+  const standby = await startStandby();
+  t.notOk(await isLeader(standby), 'the second process stands by (readyz 503, role standby)');
+  const connected = `1393${tag}06`;
+  const queued = `1393${tag}07`;
+  const talk = runSipp({ scenario: callerScript([], 30_000), remote: '127.0.0.1:5060', service: '7401', callerNumber: connected, calls: 10, rate: 10, limit: 10, timeoutSeconds: 120 });
+  await bridgedCalls(10);
+  for (const a of agents) await setState(svc.url, admin, a.id, 'not_ready').catch(() => undefined);
+  const wait = runSipp({ scenario: callerScript([], 20_000), remote: '127.0.0.1:5060', service: '7401', callerNumber: queued, calls: 3, rate: 10, limit: 3, timeoutSeconds: 120 });
+  await waitFor(async () => ((await getJson(svc.url, '/api/v1/queues/7401', admin)).body.waiting === 3 ? true : undefined), 20_000, '3 callers waiting');
+  const killedAt = await restart('kill9');
+  await waitFor(async () => ((await isLeader(standby)) ? true : undefined), 15_000, 'the standby leads');
+  const tookMs = Date.now() - killedAt;
+  t.ok(tookMs < 10_000, `the standby leads within 10 s of the kill (${tookMs} ms)`);
+  svc = standby;
+  admin = await login(svc.url);
+  const resumed = await waitFor(async () => {
+    const r = await sql<{ at: Date }>`select e.at from call_events e join calls c on c.id = e.call_id where c.caller = ${queued} and e.type = 'resumed'`.execute(db);
+    return r.rows.length === 3 ? r.rows : undefined;
+  }, 15_000, '3 waiting callers taken over');
+  const worst = Math.max(...resumed.map((r) => r.at.getTime() - killedAt));
+  t.ok(worst < 10_000, `each waiting caller taken over within 10 s of the kill (worst ${worst} ms)`);
+  for (const a of agents.slice(10)) await setState(svc.url, admin, a.id, 'ready');
+  const w = await wait;
+  t.equal(w.succeeded, 3, 'the waiting callers were answered by agents after the take-over and hung up themselves');
+  const c = await talk;
+  t.equal(c.succeeded, 10, 'the 10 connected calls went on: the platform sent no BYE');
+  await invariants(t, connected, 10);
+  await invariants(t, queued, 3);
+  const adopted = await sql<{ n: number }>`select count(distinct e.call_id)::int as n from call_events e join calls c on c.id = e.call_id where c.caller = ${connected} and e.type = 'adopted'`.execute(db);
+  t.equal(adopted.rows[0]!.n, 10, 'the standby adopted each connected call');
+});
+
+t.test('G. SIGTERM of the leader with a standby: hand-over in place, no call dropped or handled twice, new calls answered throughout', async (t) => {
+  for (const a of agents) await setState(svc.url, admin, a.id, 'ready').catch(() => undefined);
+  const old = svc;
+  const standby = await startStandby();
+  const connected = `1393${tag}08`;
+  const fresh = `1393${tag}09`;
+  const talk = runSipp({ scenario: callerScript([], 25_000), remote: '127.0.0.1:5060', service: '7401', callerNumber: connected, calls: 8, rate: 10, limit: 8, timeoutSeconds: 120 });
+  await bridgedCalls(8);
+  // new callers keep arriving (one every 400 ms) while the leader hands over
+  const arriving = runSipp({ scenario: callerScript([], 4_000), remote: '127.0.0.1:5060', service: '7401', callerNumber: fresh, calls: 15, rate: 2.5, limit: 10, timeoutSeconds: 120 });
+  await new Promise((r) => setTimeout(r, 1500));
+  const stoppedAt = Date.now();
+  const stopped = old.stop();
+  await waitFor(async () => ((await isLeader(standby)) ? true : undefined), 10_000, 'the standby leads');
+  t.ok(Date.now() - stoppedAt < 5000, `hand-over within 5 s (${Date.now() - stoppedAt} ms)`);
+  await stopped;
+  t.equal(await old.exited, 0, 'the old leader exited cleanly');
+  svc = standby;
+  admin = await login(svc.url);
+  const a = await arriving;
+  t.equal(a.succeeded, 15, 'every caller arriving during the hand-over was answered and hung up itself');
+  const c = await talk;
+  t.equal(c.succeeded, 8, 'the connected calls went on through the hand-over');
+  await invariants(t, connected, 8);
+  await invariants(t, fresh, 15);
+  const fallbackOrAgent = await db.selectFrom('calls').select(['disposition', 'end_reason']).where('caller', '=', fresh).execute();
+  t.ok(fallbackOrAgent.every((r) => r.disposition === 'answered'), 'each arriving caller was answered');
+  const dup = await sql<{ n: number }>`select count(*)::int as n from (select e.call_id from call_events e join calls c on c.id = e.call_id where c.caller in (${connected}, ${fresh}) and e.type = 'ended' group by e.call_id having count(*) > 1) x`.execute(db);
+  t.equal(dup.rows[0]!.n, 0, 'no call was ended twice (handled by both processes)');
+});
+
+t.test('H. SIGTERM with no standby: the calls it has may finish, new callers go to the dialplan fallback (not hung up)', async (t) => {
+  for (const a of agents) await setState(svc.url, admin, a.id, 'ready').catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 6000)); // the fallback's ring group follows the ready agents within 5 s
+  const connected = `1393${tag}10`;
+  const fresh = `1393${tag}11`;
+  // DRAIN_SECONDS is 2 in tests: the connected calls outlive the drain and stay up for the next process
+  const talk = runSipp({ scenario: callerScript([], 12_000), remote: '127.0.0.1:5060', service: '7401', callerNumber: connected, calls: 3, rate: 10, limit: 3, timeoutSeconds: 120 });
+  await bridgedCalls(3);
+  const stopped = restart('stop');
+  await new Promise((r) => setTimeout(r, 300));
+  const r = await runSipp({ scenario: callerScript([], 6_000), remote: '127.0.0.1:5060', service: '7401', callerNumber: fresh, calls: 2, rate: 10, limit: 2, timeoutSeconds: 60 });
+  await stopped;
+  t.equal(r.succeeded, 2, 'the callers who arrived while it stopped were answered (by the fallback), none rejected');
+  await startAgain();
+  const c = await talk;
+  t.equal(c.succeeded, 3, 'the connected calls went on');
+  await invariants(t, connected, 3);
+  await invariants(t, fresh, 2);
 });

@@ -34,7 +34,8 @@ export async function deploymentEnv(overrides: Record<string, string>): Promise<
   return testEnv({ PORT: String(await freeTcpPort()), ...overrides });
 }
 
-export async function spawnService(name: string, env: Record<string, string>, readyTimeoutMs = 60_000): Promise<ServiceProcess> {
+/** `until`: 'ready' waits for /readyz 200 (a leader with everything up), 'alive' for /healthz (a standby too) */
+export async function spawnService(name: string, env: Record<string, string>, readyTimeoutMs = 60_000, until: 'ready' | 'alive' = 'ready'): Promise<ServiceProcess> {
   const log = createWriteStream(path.join('/tmp', `hotline-fault-${name}.log`), { flags: 'a' });
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.pipe(log, { end: false });
@@ -46,7 +47,7 @@ export async function spawnService(name: string, env: Record<string, string>, re
   void exited.then((c) => (gone = c));
   for (;;) {
     if (gone !== null) throw new Error(`service ${name} exited (${gone}) before it was ready; see /tmp/hotline-fault-${name}.log`);
-    const ok = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.status === 200, () => false);
+    const ok = await fetch(`${url}/${until === 'ready' ? 'readyz' : 'healthz'}`, { signal: AbortSignal.timeout(1000) }).then((r) => r.status === 200, () => false);
     if (ok) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');

@@ -33,6 +33,8 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     ARI_PASSWORD: ARI.password,
     PORT: '0',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'info',
+    // a test's service stops at its teardown: calls it still has do not hold it up long
+    DRAIN_SECONDS: '2',
     HOTLINE_ADMIN_USER: 'admin',
     HOTLINE_ADMIN_PASSWORD: 'admin',
     ...overrides,

@@ -57,6 +57,22 @@ redis.call('sadd', KEYS[2], id)
 return 1
 `;
 
+/**
+ * KEYS[1] agent hash, KEYS[2] agents index set.
+ * ARGV[2] agentId, ARGV[3] skills JSON, ARGV[4] endpoint, ARGV[5] state, ARGV[6] reason ('' = null),
+ * ARGV[7] since, ARGV[8] callId ('' = null).
+ * Only for an agent Redis does not know (it restarted empty): the state comes from PostgreSQL's state log.
+ * Returns 1 when restored, 0 when the agent exists (a live record always wins over the log).
+ */
+export const RESTORE_AGENT = `${PRELUDE}
+local key, id = KEYS[1], ARGV[2]
+if redis.call('exists', key) == 1 then return 0 end
+redis.call('hset', key, 'state', ARGV[5], 'reason', ARGV[6], 'since', ARGV[7], 'callId', ARGV[8], 'skills', ARGV[3], 'endpoint', ARGV[4])
+if ARGV[5] == 'ready' then joinReadySets(id, cjson.decode(ARGV[3]), tonumber(ARGV[7])) end
+redis.call('sadd', KEYS[2], id)
+return 1
+`;
+
 /** KEYS[1] agent hash, KEYS[2] agents index set; ARGV[2] agentId. */
 export const REMOVE_AGENT = `${PRELUDE}
 leaveReadySets(ARGV[2], skillsOf(KEYS[1]))
