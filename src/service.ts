@@ -21,7 +21,7 @@ import { createAgentDesk } from './agents/agent-desk.js';
 import { createBreaks } from './agents/breaks.js';
 import { createLoginLimiter } from './auth/login-limiter.js';
 import { startCallbackDialer } from './callbacks/callback-dialer.js';
-import { AriClient } from './ari/client.js';
+import { createAriClient, type AriAdapter } from './ari/index.js';
 import { createAuthService } from './auth/auth.service.js';
 import { createCallRouter, type CallRouter } from './calls/calls.stasis.js';
 import type { Config } from './config/env.js';
@@ -59,7 +59,7 @@ export interface Service {
   app: App;
   db: Db;
   redis: Redis;
-  ari: AriClient;
+  ari: AriAdapter;
   calls: CallRouter;
   engine: AcdEngine;
   agentStates: AgentStates;
@@ -145,7 +145,7 @@ export async function startService(config: Readonly<Config>, log: Logger, option
   });
   await auth.ensureAdmin(config.admin.user, config.admin.password);
 
-  const ari = new AriClient({ ...config.ari, log });
+  const ari = await createAriClient({ ...config.ari, kind: config.ari.client, log });
   // agents: accounts, skills, phones; the phones are pushed to Asterisk on every ARI (re)connection
   const agentPhones = createAgentProvisioning({ db, ari, log });
   ari.onConnection((state) => agentPhones.connectionChanged(state));
@@ -370,7 +370,7 @@ export async function startService(config: Readonly<Config>, log: Logger, option
 }
 
 /** /metrics: the ARI adapter's numbers, event-loop delay, calls by state, queue waits, process memory and CPU */
-function createServiceMetrics(deps: { ari: AriClient; calls: CallRouter; engine: AcdEngine; queues: QueuesConfigStore; redis: Redis; keys: Keys }) {
+function createServiceMetrics(deps: { ari: AriAdapter; calls: CallRouter; engine: AcdEngine; queues: QueuesConfigStore; redis: Redis; keys: Keys }) {
   const { ari, calls, engine, queues, redis, keys } = deps;
   const loop = startEventLoopMonitor();
   const registry = new Registry();

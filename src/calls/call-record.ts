@@ -35,7 +35,8 @@ export class CallRecordWriter {
 
   /** a timestamped step on the call's event log (taken now, written in order) */
   event(type: string, data: Record<string, unknown> = {}): void {
-    this.write('call.event', { callId: this.callId, at: new Date(), type, data });
+    // stored as JSON, as it always was: what JSON cannot carry (Infinity, undefined) becomes null / is left out
+    this.write('call.event', { callId: this.callId, at: new Date(), type, data: JSON.parse(JSON.stringify(data)) as Record<string, unknown> });
   }
 
   flushed(): Promise<void> {
