@@ -20,21 +20,13 @@ export type ScriptStep = { pause: number } | { keys: string } | { audio: 'g711a'
 const KEY_GAP_MS = 350;
 const EVENT: Record<string, number> = { '*': 10, '#': 11 };
 
-/** one RFC 4733 key as a pcap (Ethernet/IPv4/UDP; SIPp rewrites addresses and ports when it replays it) */
-export function dtmfPcap(key: string, index: number): Buffer {
-  const event = EVENT[key] ?? Number(key);
-  const rtpTs = 16000 * (index + 1);
-  const packets: Buffer[] = [];
-  const add = (j: number, seq: number, flags: number, duration: number, marker: boolean, usec: number) => {
-    const rtp = Buffer.alloc(16);
-    rtp.writeUInt8(0x80, 0);
-    rtp.writeUInt8((marker ? 0x80 : 0) | 101, 1);
-    rtp.writeUInt16BE(seq & 0xffff, 2);
-    rtp.writeUInt32BE(rtpTs, 4);
-    rtp.writeUInt32BE(0x484f544c, 8); // SSRC "HOTL"
-    rtp.writeUInt8(event, 12);
-    rtp.writeUInt8(flags, 13);
-    rtp.writeUInt16BE(duration, 14);
+/**
+ * RTP packets as a pcap file (Ethernet/IPv4/UDP from 127.0.0.1 to 127.0.0.1; SIPp rewrites addresses and ports
+ * when it replays it), each at its own time in microseconds from the start.
+ */
+export function rtpPcap(packets: Array<{ atUs: number; rtp: Buffer }>): Buffer {
+  const records: Buffer[] = [];
+  for (const { atUs, rtp } of packets) {
     const udp = Buffer.alloc(8);
     udp.writeUInt16BE(40000, 0);
     udp.writeUInt16BE(10000, 2);
@@ -53,24 +45,45 @@ export function dtmfPcap(key: string, index: number): Buffer {
     const eth = Buffer.alloc(14);
     eth.writeUInt16BE(0x0800, 12);
     const frame = Buffer.concat([eth, ip, udp, rtp]);
+    const us = Math.round(atUs);
     const rec = Buffer.alloc(16);
-    rec.writeUInt32LE(1_700_000_000, 0);
-    rec.writeUInt32LE(j * 20_000 + usec, 4);
+    rec.writeUInt32LE(1_700_000_000 + Math.floor(us / 1_000_000), 0);
+    rec.writeUInt32LE(us % 1_000_000, 4);
     rec.writeUInt32LE(frame.length, 8);
     rec.writeUInt32LE(frame.length, 12);
-    packets.push(rec, frame);
-  };
-  const seq0 = 1000 + index * 16;
-  // 7 packets of a growing event 20 ms apart (the first one marked), then the end packet three times
-  for (let j = 0; j < 7; j++) add(j, seq0 + j, 0x0a, j * 320, j === 0, 0);
-  for (let r = 0; r < 3; r++) add(7, seq0 + 7, 0x8a, 2240, false, r * 100);
+    records.push(rec, frame);
+  }
   const header = Buffer.alloc(24);
   header.writeUInt32LE(0xa1b2c3d4, 0);
   header.writeUInt16LE(2, 4);
   header.writeUInt16LE(4, 6);
   header.writeUInt32LE(65535, 16);
   header.writeUInt32LE(1, 20); // Ethernet
-  return Buffer.concat([header, ...packets]);
+  return Buffer.concat([header, ...records]);
+}
+
+/** one RFC 4733 key as a pcap */
+export function dtmfPcap(key: string, index: number): Buffer {
+  const event = EVENT[key] ?? Number(key);
+  const rtpTs = 16000 * (index + 1);
+  const packets: Array<{ atUs: number; rtp: Buffer }> = [];
+  const add = (j: number, seq: number, flags: number, duration: number, marker: boolean, usec: number) => {
+    const rtp = Buffer.alloc(16);
+    rtp.writeUInt8(0x80, 0);
+    rtp.writeUInt8((marker ? 0x80 : 0) | 101, 1);
+    rtp.writeUInt16BE(seq & 0xffff, 2);
+    rtp.writeUInt32BE(rtpTs, 4);
+    rtp.writeUInt32BE(0x484f544c, 8); // SSRC "HOTL"
+    rtp.writeUInt8(event, 12);
+    rtp.writeUInt8(flags, 13);
+    rtp.writeUInt16BE(duration, 14);
+    packets.push({ atUs: j * 20_000 + usec, rtp });
+  };
+  const seq0 = 1000 + index * 16;
+  // 7 packets of a growing event 20 ms apart (the first one marked), then the end packet three times
+  for (let j = 0; j < 7; j++) add(j, seq0 + j, 0x0a, j * 320, j === 0, 0);
+  for (let r = 0; r < 3; r++) add(7, seq0 + 7, 0x8a, 2240, false, r * 100);
+  return rtpPcap(packets);
 }
 
 const SDP = `v=0

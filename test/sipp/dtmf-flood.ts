@@ -8,47 +8,18 @@
  * ports when it replays them.
  */
 import { writeFileSync } from 'node:fs';
+import { rtpPcap } from './caller-script.js';
 
 const EVENT: Record<string, number> = { '*': 10, '#': 11, A: 12, B: 13, C: 14, D: 15 };
-
-function frame(rtp: Buffer): Buffer {
-  const udp = Buffer.alloc(8);
-  udp.writeUInt16BE(40000, 0);
-  udp.writeUInt16BE(10000, 2);
-  udp.writeUInt16BE(8 + rtp.length, 4); // checksum 0: none (IPv4)
-  const ip = Buffer.alloc(20);
-  ip.writeUInt8(0x45, 0);
-  ip.writeUInt16BE(20 + 8 + rtp.length, 2);
-  ip.writeUInt8(64, 8);
-  ip.writeUInt8(17, 9);
-  Buffer.from([127, 0, 0, 1]).copy(ip, 12);
-  Buffer.from([127, 0, 0, 1]).copy(ip, 16);
-  let sum = 0;
-  for (let o = 0; o < 20; o += 2) sum += ip.readUInt16BE(o);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  ip.writeUInt16BE(~sum & 0xffff, 10);
-  const eth = Buffer.alloc(14);
-  eth.writeUInt16BE(0x0800, 12);
-  return Buffer.concat([eth, ip, udp, rtp]);
-}
 
 /** keys (0-9 * # A-D) as one pcap: each keyMs long (a multiple of 20), gapMs of silence between two */
 export function dtmfFloodPcap(keys: string, opts: { keyMs?: number; gapMs?: number } = {}): Buffer {
   const keyMs = Math.max(40, Math.round((opts.keyMs ?? 60) / 20) * 20);
   const gapMs = opts.gapMs ?? 40;
-  const records: Buffer[] = [];
+  const packets: Array<{ atUs: number; rtp: Buffer }> = [];
   let seq = 1000;
   let startMs = 0;
-  const add = (atMs: number, rtp: Buffer) => {
-    const f = frame(rtp);
-    const rec = Buffer.alloc(16);
-    const us = Math.round(atMs * 1000);
-    rec.writeUInt32LE(1_700_000_000 + Math.floor(us / 1_000_000), 0);
-    rec.writeUInt32LE(us % 1_000_000, 4);
-    rec.writeUInt32LE(f.length, 8);
-    rec.writeUInt32LE(f.length, 12);
-    records.push(rec, f);
-  };
+  const add = (atMs: number, rtp: Buffer) => packets.push({ atUs: atMs * 1000, rtp });
   for (const key of keys) {
     const event = EVENT[key] ?? Number(key);
     if (!Number.isInteger(event) || event < 0 || event > 15) throw new Error(`dtmf flood: "${key}" is not a DTMF key`);
@@ -75,13 +46,7 @@ export function dtmfFloodPcap(keys: string, opts: { keyMs?: number; gapMs?: numb
     seq = endSeq + 1;
     startMs += keyMs + gapMs;
   }
-  const header = Buffer.alloc(24);
-  header.writeUInt32LE(0xa1b2c3d4, 0);
-  header.writeUInt16LE(2, 4);
-  header.writeUInt16LE(4, 6);
-  header.writeUInt32LE(65535, 16);
-  header.writeUInt32LE(1, 20); // Ethernet
-  return Buffer.concat([header, ...records]);
+  return rtpPcap(packets);
 }
 
 /** writes the flood to file and returns how long it plays, in ms */
