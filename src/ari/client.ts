@@ -14,22 +14,19 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import ari from 'ari-client';
-import type { Logger } from 'pino';
 import {
   AriMisconfigured,
   AriConflict,
   AriGone,
   AriUnavailable,
-  type AriEvent,
   type AriPort,
-  type ChannelInfo,
-  type ConnectionState,
   type OriginateRequest,
   type RecordRequest,
   type SnoopRequest,
 } from './port.js';
 import { ariMetrics } from '../metrics/metrics.js';
-import { EVENT_TYPES, HEARTBEAT_MS, MAX_BACKOFF_MS, UTIL_PREFIX, ariTimeout, mapAriError, metricOp, probe, sleep, toChannel, toEvent, type AriClientOptions } from './common.js';
+import { AriAdapterBase } from './adapter-base.js';
+import { EVENT_TYPES, HEARTBEAT_MS, MAX_BACKOFF_MS, UTIL_PREFIX, ariTimeout, mapAriError, metricOp, probe, sleep, toChannel, type AriClientOptions } from './common.js';
 
 export { mapAriError, toEvent, type AriClientOptions } from './common.js';
 
@@ -41,34 +38,13 @@ type RawClient = any;
 // Replace it once with a no-op so stdout stays one JSON line per event and nothing accumulates.
 (globalThis as any).log = () => undefined;
 
-export class AriClient implements AriPort {
+export class AriClient extends AriAdapterBase implements AriPort {
   private raw: RawClient | null = null;
-  private state: ConnectionState = 'down';
-  private closing = false;
-  private heartbeat: NodeJS.Timeout | null = null;
   private lastPong = 0;
   private reconnecting = false;
-  private frozen = false;
-  private readonly eventHandlers = new Set<(e: AriEvent) => void>();
-  private readonly connectionHandlers = new Set<(s: ConnectionState) => void>();
-  private readonly log: Logger;
 
-  constructor(private readonly opts: AriClientOptions) {
-    this.log = opts.log.child({ module: 'ari' });
-  }
-
-  get connected(): boolean {
-    return this.state === 'up';
-  }
-
-  onEvent(handler: (event: AriEvent) => void): () => void {
-    this.eventHandlers.add(handler);
-    return () => this.eventHandlers.delete(handler);
-  }
-
-  onConnection(handler: (state: ConnectionState) => void): () => void {
-    this.connectionHandlers.add(handler);
-    return () => this.connectionHandlers.delete(handler);
+  constructor(opts: AriClientOptions) {
+    super(opts);
   }
 
   /**
@@ -169,6 +145,10 @@ export class AriClient implements AriPort {
     this.heartbeat.unref();
   }
 
+  protected dropConnection(): void {
+    this.dropRaw();
+  }
+
   private dropRaw(): void {
     const client = this.raw;
     this.raw = null;
@@ -180,63 +160,6 @@ export class AriClient implements AriPort {
     } catch {
       /* never started or already closed */
     }
-  }
-
-  private setState(next: ConnectionState): void {
-    if (this.state === next) return;
-    this.state = next;
-    this.log.info({ state: next }, `ARI ${next}`);
-    for (const h of this.connectionHandlers) {
-      try {
-        h(next);
-      } catch (err) {
-        this.log.error({ err }, 'connection handler failed');
-      }
-    }
-  }
-
-  private dispatch(raw: unknown): void {
-    const event = toEvent(raw);
-    if (!event) return;
-    // our own short-lived helper channels (reading dialplan functions) never reach the application
-    if ('channel' in event && event.channel.id.startsWith(UTIL_PREFIX)) {
-      if (event.type === 'StasisStart') this.utilWaiters.get(event.channel.id)?.();
-      return;
-    }
-    if (event.type === 'ApplicationReplaced') {
-      // Asterisk gives the application's events to the newcomer: never reconnect (that would take them back)
-      this.log.error('another process took over the ARI application (ApplicationReplaced); this one gets no more calls');
-      this.freeze();
-    }
-    for (const h of this.eventHandlers) {
-      try {
-        h(event);
-      } catch (err) {
-        this.log.error({ err, eventType: event.type }, 'event handler failed');
-      }
-    }
-    if (event.type === 'ApplicationReplaced') {
-      this.dropRaw();
-      this.setState('down');
-    }
-  }
-
-  /**
-   * From now on this process does nothing more in Asterisk: every request waits forever (a flow stays where it
-   * is instead of reacting to a failure), no reconnect. For a process that another one has replaced or is
-   * replacing: its calls are the successor's now (service.ts, src/ha/leadership.ts).
-   */
-  freeze(): void {
-    if (this.frozen) return;
-    this.frozen = true;
-    this.closing = true;
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    this.log.warn('ARI frozen: this process no longer acts on calls');
-  }
-
-  /** ARI answers with our user and password (start-up check of a standby, which does not connect yet) */
-  async check(): Promise<void> {
-    await probe(this.opts);
   }
 
   private call<T>(what: string, fn: (c: RawClient) => Promise<T>): Promise<T> {
@@ -361,8 +284,6 @@ export class AriClient implements AriPort {
       await this.call('stop playback', (c) => c.playbacks.stop({ playbackId }));
     },
   };
-
-  private readonly utilWaiters = new Map<string, () => void>();
 
   readonly globals = {
     set: async (name: string, value: string) => {

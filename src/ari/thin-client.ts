@@ -17,21 +17,19 @@ import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import WebSocket from 'ws';
-import type { Logger } from 'pino';
 import {
   AriConflict,
   AriGone,
   AriMisconfigured,
   AriUnavailable,
-  type AriEvent,
   type AriPort,
-  type ConnectionState,
   type OriginateRequest,
   type RecordRequest,
   type SnoopRequest,
 } from './port.js';
 import { ariMetrics } from '../metrics/metrics.js';
-import { EVENT_TYPES, HEARTBEAT_MS, MAX_BACKOFF_MS, UTIL_PREFIX, ariTimeout, mapAriStatus, metricOp, probe, sleep, toChannel, toEvent, type AriClientOptions } from './common.js';
+import { AriAdapterBase } from './adapter-base.js';
+import { EVENT_TYPES, HEARTBEAT_MS, MAX_BACKOFF_MS, UTIL_PREFIX, ariTimeout, mapAriStatus, metricOp, probe, sleep, toChannel, type AriClientOptions } from './common.js';
 
 export interface ThinAriClientOptions extends AriClientOptions {
   /** set the application's event filter to the converted event types on every connection (default true) */
@@ -66,19 +64,11 @@ function queryString(query: Query | undefined): string {
 const IDLE_SOCKET_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 10_000;
 
-export class ThinAriClient implements AriPort {
+export class ThinAriClient extends AriAdapterBase implements AriPort {
   private ws: WebSocket | null = null;
-  private state: ConnectionState = 'down';
   private started = false;
-  private closing = false;
-  private frozen = false;
-  private heartbeat: NodeJS.Timeout | null = null;
   private lastPong = 0;
   private reconnecting = false;
-  private readonly eventHandlers = new Set<(e: AriEvent) => void>();
-  private readonly connectionHandlers = new Set<(s: ConnectionState) => void>();
-  private readonly utilWaiters = new Map<string, () => void>();
-  private readonly log: Logger;
   private readonly auth: string;
   private readonly base: URL;
   private readonly transport: typeof http | typeof https;
@@ -92,8 +82,8 @@ export class ThinAriClient implements AriPort {
   private readonly pending = new Map<string, (status: number, body: string) => void>();
   private requestSeq = 0;
 
-  constructor(private readonly opts: ThinAriClientOptions) {
-    this.log = opts.log.child({ module: 'ari' });
+  constructor(protected override readonly opts: ThinAriClientOptions) {
+    super(opts);
     this.auth = `Basic ${Buffer.from(`${opts.user}:${opts.password}`).toString('base64')}`;
     this.base = new URL(opts.url);
     this.transport = this.base.protocol === 'https:' ? https : http;
@@ -103,20 +93,6 @@ export class ThinAriClient implements AriPort {
     this.fileAgent = new Agent({ keepAlive: false });
     this.eventFilter = opts.eventFilter ?? true;
     this.restOverWs = opts.rest === 'websocket';
-  }
-
-  get connected(): boolean {
-    return this.state === 'up';
-  }
-
-  onEvent(handler: (event: AriEvent) => void): () => void {
-    this.eventHandlers.add(handler);
-    return () => this.eventHandlers.delete(handler);
-  }
-
-  onConnection(handler: (state: ConnectionState) => void): () => void {
-    this.connectionHandlers.add(handler);
-    return () => this.connectionHandlers.delete(handler);
   }
 
   /**
@@ -290,6 +266,10 @@ export class ThinAriClient implements AriPort {
     for (const answer of [...this.pending.values()]) answer(-1, '');
   }
 
+  protected dropConnection(): void {
+    this.dropSocket();
+  }
+
   private dropSocket(): void {
     const ws = this.ws;
     this.ws = null;
@@ -298,63 +278,6 @@ export class ThinAriClient implements AriPort {
     ws.removeAllListeners();
     ws.on('error', () => undefined);
     ws.terminate();
-  }
-
-  private setState(next: ConnectionState): void {
-    if (this.state === next) return;
-    this.state = next;
-    this.log.info({ state: next }, `ARI ${next}`);
-    for (const h of this.connectionHandlers) {
-      try {
-        h(next);
-      } catch (err) {
-        this.log.error({ err }, 'connection handler failed');
-      }
-    }
-  }
-
-  private dispatch(raw: unknown): void {
-    const event = toEvent(raw);
-    if (!event) return;
-    // our own short-lived helper channels (reading dialplan functions) never reach the application
-    if ('channel' in event && event.channel.id.startsWith(UTIL_PREFIX)) {
-      if (event.type === 'StasisStart') this.utilWaiters.get(event.channel.id)?.();
-      return;
-    }
-    if (event.type === 'ApplicationReplaced') {
-      // Asterisk gives the application's events to the newcomer: never reconnect (that would take them back)
-      this.log.error('another process took over the ARI application (ApplicationReplaced); this one gets no more calls');
-      this.freeze();
-    }
-    for (const h of this.eventHandlers) {
-      try {
-        h(event);
-      } catch (err) {
-        this.log.error({ err, eventType: event.type }, 'event handler failed');
-      }
-    }
-    if (event.type === 'ApplicationReplaced') {
-      this.dropSocket();
-      this.setState('down');
-    }
-  }
-
-  /**
-   * From now on this process does nothing more in Asterisk: every request waits forever (a flow stays where it
-   * is instead of reacting to a failure), no reconnect. For a process that another one has replaced or is
-   * replacing: its calls are the successor's now (service.ts, src/ha/leadership.ts).
-   */
-  freeze(): void {
-    if (this.frozen) return;
-    this.frozen = true;
-    this.closing = true;
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    this.log.warn('ARI frozen: this process no longer acts on calls');
-  }
-
-  /** ARI answers with our user and password (start-up check of a standby, which does not connect yet) */
-  async check(): Promise<void> {
-    await probe(this.opts);
   }
 
   /** one REST request: JSON in, JSON out (undefined for an empty answer), the timeout, metrics and the error mapping */
