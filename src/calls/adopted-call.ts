@@ -96,6 +96,8 @@ export class AdoptedCall implements ChannelOwner {
       ended_at: endedAt,
       disposition: 'answered',
       end_reason: by,
+      // the wait, as a call that ends in its own process has it (the KPIs' average wait counts it)
+      wait_seconds: Math.max(0, ((this.info.answeredAt ?? endedAt).getTime() - this.info.arrivedAt.getTime()) / 1000),
       ...(this.info.answeredAt ? { talk_seconds: (endedAt.getTime() - this.info.answeredAt.getTime()) / 1000 } : {}),
     });
     // the agents this call held: wrap-up, then ready after the queue's wrap-up time

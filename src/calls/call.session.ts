@@ -119,6 +119,8 @@ const LIST_LOOKUP_MS = 1500;
 const QUEUE_POLL_MS = 1000;
 /** how often a waiting call checks that its entry is still in Redis */
 const PRESENCE_CHECK_MS = 5000;
+/** how long the end of a call waits for a caller's StasisEnd that follows the last prompt's PlaybackFinished */
+const CALLER_HANGUP_GRACE_MS = 250;
 const LIVE_TTL_S = 6 * 3600;
 
 
@@ -1314,6 +1316,13 @@ export class CallSession implements ChannelOwner {
     const answered = this.answeredAt !== null;
     if (this.state !== 'ended') this.move('end');
     const ari = this.deps.ari;
+    if (!this.callerGone && this.endedBy === 'system') {
+      // The flow ended on a last prompt. When the caller hung up during it, Asterisk sends the prompt's
+      // PlaybackFinished (state "done") just before the channel's StasisEnd, and the flow went on to here
+      // first: give that StasisEnd a moment before saying the platform ended the call.
+      await this.waitFor(() => (this.callerGone ? true : undefined), CALLER_HANGUP_GRACE_MS);
+      if (this.callerGone) this.endedBy = 'caller';
+    }
     const cleanup: Promise<unknown>[] = [];
     if (!this.callerGone) cleanup.push(ignoreGone(ari.channels.hangup(this.callerChannelId, 'normal')));
     if (this.leg && !this.leg.gone) cleanup.push(ignoreGone(ari.channels.hangup(this.leg.channelId, 'normal')));

@@ -109,7 +109,8 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
           const endedAt = new Date(event.at);
           const sink = deps.callRecordings;
           (result.ok || !sink.failed ? sink.finished(event.name, { endedAt, durationSeconds: result.ok ? result.durationSeconds : null }) : sink.failed(event.name, { endedAt, cause: result.cause ?? 'failed' }))
-            .catch((err: Error) => log.error({ err: err.message, recording: event.name }, 'call recording not indexed'));
+            // its row not in yet (queued in the record outbox), PostgreSQL away: the recordings sweep finishes it
+            .catch((err: Error) => log.warn({ err: err.message, recording: event.name }, 'call recording not finished now: the recordings sweep will'));
           return;
         }
         byChannel.get(channelId)?.onRecordingDone?.(event.name, result);
@@ -179,6 +180,9 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
       // not connected: the legs and snoops of the dead process go, the caller (if still there) is taken over
       for (const c of own) if (c.id !== call.channel_id) await ignoreGone(deps.ari.channels.hangup(c.id, 'normal')).catch(() => undefined);
       for (const b of callBridges) if (!b.id.startsWith('call-') || !caller) await ignoreGone(deps.ari.bridges.destroy(b.id)).catch(() => undefined);
+      // an agent the dead process reserved (its phone rang) or put on this call is free again: its leg is gone,
+      // and nobody else would release it while the call lives on (the sweeper leaves agents of live calls alone)
+      await freeAgentsOf(call.id);
       if (!caller || call.direction !== 'inbound') {
         if (caller) await ignoreGone(deps.ari.channels.hangup(caller.id, 'normal')).catch(() => undefined);
         log1.warn({ callerThere: Boolean(caller) }, 'closing a call its process left behind');
@@ -236,8 +240,15 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
       .where('id', '=', callId)
       .where('ended_at', 'is', null)
       .execute();
+    await freeAgentsOf(callId, true);
+  }
+
+  /** agents held for a call whose legs are gone back to ready: reserved for it or on it (and in its wrap-up when the call is over) */
+  async function freeAgentsOf(callId: string, wrapUpToo = false): Promise<void> {
     for (const a of await deps.engine.listAgents().catch(() => [])) {
-      if (a.callId === callId) await deps.agentStates.tryTransition(a.agentId, 'ready', { expectCallId: callId, reason: null }).catch(() => undefined);
+      if (a.callId !== callId || !(a.state === 'reserved' || a.state === 'on_call' || (wrapUpToo && a.state === 'wrap_up'))) continue;
+      log.info({ callId, agentId: a.agentId, state: a.state }, 'agent held by a call taken over: free again');
+      await deps.agentStates.tryTransition(a.agentId, 'ready', { expectCallId: callId, reason: null, actor: 'system:takeover' }).catch(() => undefined);
     }
   }
 

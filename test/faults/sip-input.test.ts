@@ -456,9 +456,6 @@ t.test('I1. INVITE flood: 100 INVITEs in one second from one source', async (t) 
     refused.filter((x) => x.end_reason !== 'caller').length,
     0,
     'the refused callers who hung up during the apology are recorded as ended by the caller',
-    {
-      todo: "src/calls/call.session.ts maxWaitReached: `endedBy ??= 'system'` after playToEnd, which returns true when the PlaybackFinished that the caller's hangup caused is handled before the channel's StasisEnd",
-    },
   );
   t.ok(answered.every((x) => agentIds.includes(x.agents[0]!)), 'the answered ones by the agents');
   await normalCallWorks(t);

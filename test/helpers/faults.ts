@@ -21,11 +21,13 @@ export function logMark(logFile: string): number {
 export async function faultInvariants(t: Test, o: { db: Db; caller: string; calls: number; logFile: string; logStart: number; recordingsLeftOut?: string }): Promise<void> {
   const { db, caller, calls } = o;
   const rows = await waitFor(async () => {
-    const r = await db.selectFrom('calls').select(['id', 'ended_at', 'answered_at', 'end_reason']).where('caller', '=', caller).execute();
+    const r = await db.selectFrom('calls').select(['id', 'ended_at', 'answered_at', 'end_reason', 'disposition', 'wait_seconds']).where('caller', '=', caller).execute();
     return r.length === calls && r.every((x) => x.ended_at) ? r : undefined;
-  }, 30_000, `${calls} closed records for ${caller}`).catch(async () => db.selectFrom('calls').select(['id', 'ended_at', 'answered_at', 'end_reason']).where('caller', '=', caller).execute());
+  }, 30_000, `${calls} closed records for ${caller}`).catch(async () => db.selectFrom('calls').select(['id', 'ended_at', 'answered_at', 'end_reason', 'disposition', 'wait_seconds']).where('caller', '=', caller).execute());
   t.equal(rows.length, calls, `exactly one call record per SIPp call (${calls})`);
   t.equal(rows.filter((r) => !r.ended_at).length, 0, 'no record stays open');
+  // what the KPIs count: a closed record without them would drop out of the answer rate or the average wait
+  t.same(rows.filter((r) => r.ended_at && (r.disposition === null || r.wait_seconds === null)).map((r) => r.id), [], 'every closed record has its disposition and wait');
   // an agent answered (not the dialplan fallback, which records nothing): one saved, non-empty recording
   const recorded = rows.filter((r) => r.answered_at && r.end_reason !== 'fallback').map((r) => r.id);
   if (o.recordingsLeftOut) t.comment(`recordings index not checked: ${o.recordingsLeftOut}`);
