@@ -33,6 +33,7 @@ import { MaintenanceState } from './maintenance/maintenance.js';
 import { AuditLog } from './audit/audit.js';
 import { RecordingsService } from './recordings/recordings.service.js';
 import { createRecordingRetention } from './recordings/retention.js';
+import { createRecordingsSweep } from './recordings/sweep.js';
 import { LiveView } from './supervision/live-view.js';
 import { WallboardService } from './wallboard/wallboard.service.js';
 import { AudioTickets } from './recordings/audio-tickets.js';
@@ -187,7 +188,8 @@ export async function startService(config: Readonly<Config>, log: Logger, option
     agentRestore.checkAfterReconnect().catch((err) => log.error({ err: (err as Error).message }, 'could not restore the agents after Redis came back'));
   });
   const audit = new AuditLog(db);
-  // call recordings: the index and SHA-256 check (the call session reports started, the router finished), and the daily retention run
+  // call recordings: the index and SHA-256 check (the call session reports started, the router finished), the
+  // leader's sweep of what those missed, and the daily retention run
   const recordingsService = new RecordingsService({ db, ari: ari.recordings, audit, log, retentionDays: config.recordingRetentionDays });
   const calls = createCallRouter({
     callRecordings: recordingsService,
@@ -262,6 +264,7 @@ export async function startService(config: Readonly<Config>, log: Logger, option
       const stopBreaks = breaks.startSweeper(config.breakSweepSeconds * 1000);
       const stopDialer = startCallbackDialer({ engine, agentStates, queues, db, router: calls, session: outboundSession, log });
       recordingsRetention.start();
+      recordingsSweep.start();
       liveView.start();
       await jobs.start();
       stopActive.push(stopSweeper, stopBreaks, stopDialer);
@@ -285,6 +288,14 @@ export async function startService(config: Readonly<Config>, log: Logger, option
 
   const queueStats = createQueueStats({ db, engine, queues, defaultHandleSeconds: config.defaultHandleSeconds });
   const recordingsRetention = createRecordingRetention({ purge: (now) => recordingsService.purgeExpired(now), redis, lockKey: keys.recordingsRetentionLock(), log });
+  const recordingsSweep = createRecordingsSweep({
+    db,
+    finish: (name, r, opts) => recordingsService.finished(name, r, opts),
+    redis,
+    lockKey: keys.recordingsSweepLock(),
+    log,
+    intervalMs: config.recordingsSweepSeconds * 1000,
+  });
   const liveView = new LiveView({ db, engine, queueStats, redis, keys, events, log: log.child({ module: 'live-view' }), intervalMs: config.liveViewPushMs });
   // the floor's video wall (GET /api/v1/wallboard, /wallboard) and the console's audio URLs
   const wallboard = new WallboardService({ db, engine, queues, queueStats, redis, keys, thresholds: { amberSeconds: config.wallboard.amberSeconds, redSeconds: config.wallboard.redSeconds } });
@@ -332,6 +343,7 @@ export async function startService(config: Readonly<Config>, log: Logger, option
       liveView.stop();
       for (const s of stopActive.splice(0)) s();
       await recordingsRetention.stop();
+      await recordingsSweep.stop();
       await jobs.close();
       if (leadership.role === 'leader' && !steppedDown && ari.connected) {
         if (await leadership.standbyAvailable()) {

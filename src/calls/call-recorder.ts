@@ -3,16 +3,28 @@
  * channel hears the citizen's channel both ways (what the citizen says and everything the citizen hears),
  * so one file covers hold music, transfers and conferences. It ends by itself when the citizen's channel
  * goes; the router hands RecordingFinished to the sink (src/recordings), often after the session ended.
- * Never holds up the call: a failure is logged and put on the call's timeline.
+ * Never holds up the call: a failure is logged and put on the call's timeline. Its index row never holds up the
+ * recording: PostgreSQL down or slow, the row goes through the record outbox and the recording starts anyway.
  */
 import type { Logger } from 'pino';
-import { AriGone, type AriPort } from '../ari/port.js';
+import { AriGone, AriUnavailable, type AriPort } from '../ari/port.js';
 import { asteriskIds } from '../redis/keys.js';
+import { withTimeout } from '../shared/timeout.js';
 import { Waiters } from './waiters.js';
+
+export interface StartedRecording {
+  callId: string;
+  name: string;
+  callType: CallType;
+  startedAt: Date;
+}
 
 /** where call recordings are indexed (src/recordings): told when one starts; the router tells when it ends */
 export interface CallRecordingSink {
-  started(r: { callId: string; name: string; callType: CallType; startedAt: Date }): Promise<unknown>;
+  /** index it straight in PostgreSQL (fails, or is slow, while PostgreSQL is) */
+  started(r: StartedRecording): Promise<unknown>;
+  /** the same row through the record outbox: resolves once it is applied or durably queued; never rejects */
+  startedLater(r: StartedRecording): Promise<unknown>;
   finished(name: string, r: { endedAt: Date; durationSeconds: number | null }): Promise<unknown>;
   failed?(name: string, r: { endedAt: Date; cause?: string }): Promise<unknown>;
 }
@@ -27,7 +39,12 @@ export interface CallRecorderDeps {
   track(channelId: string): void;
   /** a line on the call's timeline */
   event(type: string, data: Record<string, unknown>): void;
+  /** how long the index row may take straight in PostgreSQL before it goes through the outbox (INDEX_DIRECT_MS) */
+  indexTimeoutMs?: number;
 }
+
+/** as the record outbox's direct writes (OUTBOX_DIRECT_TIMEOUT_MS): past this the recording starts without waiting */
+const INDEX_DIRECT_MS = 2000;
 
 export class CallRecorder {
   readonly snoopId: string;
@@ -82,17 +99,40 @@ export class CallRecorder {
           if (this.citizenGone) return;
           throw new Error('the recording snoop did not enter Stasis');
         }
-        // indexed first: a short call's RecordingFinished must find its row
-        await sink.started({ callId: this.callId, name, callType: this.callType, startedAt });
+        // indexed first, so a short call's RecordingFinished finds its row (when it does not, the sweep finishes it)
+        const { queued } = await this.index(startedAt);
         indexed = true;
         await ari.channels.record(snoopId, { name, format: 'wav', maxDurationSeconds: 0, maxSilenceSeconds: 0, beep: false, terminateOn: 'none', ifExists: 'overwrite' });
-        this.deps.event('recording.started', { name });
+        this.deps.event('recording.started', queued ? { name, index: 'outbox' } : { name });
+        await queued;
       } catch (err) {
-        if (indexed) void sink.failed?.(name, { endedAt: new Date(), cause: (err as Error).message }).catch(() => undefined);
+        // Asterisk did not answer: the recording may have started all the same; RecordingFinished or the
+        // recordings sweep settles the row (saved when the file is there, failed when not)
+        if (indexed && !(err instanceof AriUnavailable)) void sink.failed?.(name, { endedAt: new Date(), cause: (err as Error).message }).catch(() => undefined);
         if (err instanceof AriGone && this.citizenGone) return;
         log.error({ err: (err as Error).message }, 'call recording did not start');
         this.deps.event('recording.failed', { name, error: (err as Error).message });
       }
     })();
+  }
+
+  /**
+   * The index row: straight in PostgreSQL if it answers within indexTimeoutMs, else through the record outbox
+   * (in the call's stream; an insert that lands late anyway makes no second row). `queued`: the outbox write,
+   * still settling (the recording need not wait for it), or null when the row was written straight. Never throws.
+   */
+  private async index(startedAt: Date): Promise<{ queued: Promise<unknown> | null }> {
+    const { sink, log } = this.deps;
+    if (!sink) return { queued: null };
+    const r: StartedRecording = { callId: this.callId, name: this.name, callType: this.callType, startedAt };
+    const ms = this.deps.indexTimeoutMs ?? INDEX_DIRECT_MS;
+    try {
+      await withTimeout(sink.started(r), ms, () => new Error(`no answer from PostgreSQL within ${ms} ms`));
+      return { queued: null };
+    } catch (err) {
+      log.warn({ err: (err as Error).message, name: this.name }, 'recording index not written straight: it goes through the record outbox, the recording starts anyway');
+      const queued = sink.startedLater(r).catch((e: unknown) => log.error({ err: (e as Error).message, name: this.name }, 'recording index not queued either: the recordings sweep cannot see it'));
+      return { queued };
+    }
   }
 }

@@ -87,6 +87,8 @@ export interface Config {
   smpp: { url: string; systemId: string; password: string; sourceAddr: string };
   /** call recordings are deleted (Asterisk's file, the index row marked purged) this many days after they started */
   recordingRetentionDays: number;
+  /** how often the leader finishes recordings left `recording` after their call ended (src/recordings/sweep.ts) */
+  recordingsSweepSeconds: number;
   /** FCR from calls: a consultation is not resolved when the same number calls the same line again within this many days (docs/kpi.md) */
   fcrRepeatDays: number;
   /** every 15-minute KPI rollup re-rolls this many hours back (late events: src/kpi/rollup.ts) */
@@ -245,6 +247,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       sourceAddr: str(env, 'SMS_SOURCE_ADDR', '12345'),
     },
     recordingRetentionDays: int(env, 'RECORDING_RETENTION_DAYS', 180, 1, 3650),
+    recordingsSweepSeconds: int(env, 'RECORDINGS_SWEEP_SECONDS', 15, 1, 3600),
     fcrRepeatDays: int(env, 'FCR_REPEAT_DAYS', 3, 1, 90),
     kpiReconcileHours: int(env, 'KPI_RECONCILE_HOURS', 3, 1, 48),
     sms: {

@@ -1,6 +1,6 @@
 /**
  * The record outbox: record writes (call records, their events, callbacks, voicemails, survey credits, the agent
- * state log) never wait on, and are never lost to, a PostgreSQL that is down or slow.
+ * state log, a recording's index row) never wait on, and are never lost to, a PostgreSQL that is down or slow.
  *
  * A write is DATA, not a closure: `{id, stream, seq, op, args, at}`, where `op` names a function registered in an
  * OpRegistry (`(db, args, entry) => Promise`) and `args` is JSON (Dates travel as `{"$date": iso}`). A stream (a

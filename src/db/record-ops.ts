@@ -18,6 +18,7 @@ import type { Db } from './db.js';
 import { BadOpArgs, OpRegistry, Outbox, uuidv7Floor, type OutboxOptions } from './outbox.js';
 import { addCallAgent } from '../calls/calls.repo.js';
 import type { CallbackReason } from '../callbacks/callbacks.repo.js';
+import { insertRecordingOnce, type NewRecording } from '../recordings/recordings.repo.js';
 
 export interface RecordOpArgs {
   'call.insert': NewCall;
@@ -30,6 +31,8 @@ export interface RecordOpArgs {
   'callback.finish': { id: string; status: 'done' | 'pending' | 'failed'; retryAt: Date | null };
   'survey.credit': { callId: string; agents: string[]; line: string; score: number; scale: number; satisfied: boolean; at: Date };
   'agentState.log': { agentId: string; at: Date; from: string; to: string; reason: string | null; callId: string | null; actor: string | null };
+  /** a call recording's index row, when PostgreSQL did not take it straight (src/calls/call-recorder.ts) */
+  'recording.start': NewRecording;
 }
 export type RecordOp = keyof RecordOpArgs;
 
@@ -114,6 +117,12 @@ export const recordOps = new OpRegistry<Db>()
       with m as (insert into outbox_applied (id) values (${marker}) on conflict do nothing returning id)
       insert into agent_state_log (agent_id, at, from_state, to_state, reason, call_id, actor)
       select ${r.agentId}, ${r.at}::timestamptz, ${r.from}, ${r.to}, ${r.reason}, ${callUuid(r.callId)}::uuid, ${r.actor} from m`.execute(db);
+  })
+  // one recording per call: on conflict (call_id) do nothing, as RecordingsService.started (a direct insert that
+  // did land after all, or a second try, changes nothing)
+  .register<RecordOpArgs['recording.start']>('recording.start', 'natural', async (db, r) => {
+    if (typeof r.callId !== 'string' || typeof r.name !== 'string' || !(r.startedAt instanceof Date)) throw new BadOpArgs('recording index entry without call, name or start');
+    await insertRecordingOnce(db, r);
   });
 
 /** outbox_applied rows older than this are pruned: an entry replayed later than that could apply twice (logged) */

@@ -16,17 +16,56 @@ export interface RecordingView extends RecordingRow {
   category: string | null;
 }
 
-/** index a recording that has just started; a second start of the same call returns the first row */
-export async function insertRecording(db: Db, r: { callId: string; name: string; callType: RecordingCallType; startedAt: Date }): Promise<{ row: RecordingRow; inserted: boolean }> {
-  const inserted = await db
+export interface NewRecording {
+  callId: string;
+  name: string;
+  callType: RecordingCallType;
+  startedAt: Date;
+}
+
+/** the new row; one recording per call: a second start of the same call inserts nothing (recordings.call_id is unique) */
+const insertNew = (db: Db, r: NewRecording) =>
+  db
     .insertInto('recordings')
     .values({ call_id: r.callId, name: r.name, call_type: r.callType, started_at: r.startedAt })
-    .onConflict((oc) => oc.column('call_id').doNothing())
-    .returningAll()
-    .executeTakeFirst();
+    .onConflict((oc) => oc.column('call_id').doNothing());
+
+/** index a recording that has just started; a second start of the same call returns the first row */
+export async function insertRecording(db: Db, r: NewRecording): Promise<{ row: RecordingRow; inserted: boolean }> {
+  const inserted = await insertNew(db, r).returningAll().executeTakeFirst();
   if (inserted) return { row: inserted, inserted: true };
   const existing = await db.selectFrom('recordings').selectAll().where('call_id', '=', r.callId).executeTakeFirstOrThrow();
   return { row: existing, inserted: false };
+}
+
+/** the same insert in one statement, idempotent by itself (the record outbox's 'recording.start') */
+export async function insertRecordingOnce(db: Db, r: NewRecording): Promise<void> {
+  await insertNew(db, r).execute();
+}
+
+/** a recording still `recording` that should have ended, with the end time the sweep gives it */
+export interface UnfinishedRecording {
+  id: string;
+  name: string;
+  /** the call's end, else the recording's own (RecordingFinished came but the file could not be read), else null */
+  endedAt: Date | null;
+}
+
+/**
+ * Rows still `recording` whose recording must be over (src/recordings/sweep.ts): their call ended before
+ * `endedBefore`, or RecordingFinished already set their end before it (the file could not be read then), or
+ * they started before `startedBefore` (a call record that was never closed). Newest end first; `skip` are
+ * names not to be tried now. Only rows still `recording` are read (a partial index keeps them few).
+ */
+export async function unfinishedRecordings(db: Db, o: { endedBefore: Date; startedBefore: Date; skip: readonly string[]; limit: number }): Promise<UnfinishedRecording[]> {
+  let q = db
+    .selectFrom('recordings as r')
+    .leftJoin('calls as c', 'c.id', 'r.call_id')
+    .select(['r.id', 'r.name', sql<Date | null>`coalesce(c.ended_at, r.ended_at)`.as('endedAt')])
+    .where('r.status', '=', 'recording')
+    .where((eb) => eb.or([eb('c.ended_at', '<', o.endedBefore), eb('r.ended_at', '<', o.endedBefore), eb('r.started_at', '<', o.startedBefore)]));
+  if (o.skip.length > 0) q = q.where(sql<boolean>`r.name <> all(${[...o.skip]}::text[])`);
+  return q.orderBy(sql`coalesce(c.ended_at, r.ended_at, r.started_at)`, 'desc').orderBy('r.id').limit(o.limit).execute();
 }
 
 export async function recordingByName(db: Db, name: string): Promise<RecordingRow | undefined> {

@@ -3,8 +3,10 @@
  * index in PostgreSQL with the file's SHA-256 taken when the recording ended, checks that hash before the audio
  * is served, and deletes recordings past their retention (Asterisk's file first, then the row is marked purged).
  *
- * The call session drives it: `started()` when the agent answers and the ARI recording starts, `finished()`
- * (or `failed()`) when Asterisk reports RecordingFinished (RecordingFailed).
+ * The call session drives it (src/calls/call-recorder.ts): `started()` when the agent answers and the ARI recording
+ * starts (`startedLater()`, through the record outbox, when PostgreSQL does not take it in time), `finished()` (or
+ * `failed()`) when Asterisk reports RecordingFinished (RecordingFailed). What those miss (the row was not in yet,
+ * PostgreSQL or Asterisk was away, the process died or handed over) the recordings sweep finishes (sweep.ts).
  */
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -12,9 +14,10 @@ import { AriGone, AriUnavailable, type Recordings } from '../ari/port.js';
 import type { AuditLog } from '../audit/audit.js';
 import type { Db } from '../db/db.js';
 import type { RecordingCallType, RecordingRow, RecordingStatus } from '../db/database.js';
+import { recordOutbox, type RecordOutbox } from '../db/record-ops.js';
 import { notFound } from '../shared/errors.js';
 import { hashStream } from './range.js';
-import { expiredRecordings, finishRecording, insertRecording, markPurged, recordingByName } from './recordings.repo.js';
+import { expiredRecordings, finishRecording, insertRecording, markPurged, recordingByName, type NewRecording } from './recordings.repo.js';
 
 export interface Recording {
   id: string;
@@ -57,6 +60,8 @@ export interface RecordingsServiceDeps {
   finishRetryMs?: readonly number[];
   /** recordings purged per query */
   purgeBatchSize?: number;
+  /** where startedLater() writes; default: the process's record outbox for `db` */
+  outbox?: RecordOutbox;
 }
 
 /** a WAV file of this size or less is its header alone: nothing was recorded */
@@ -126,12 +131,24 @@ export class RecordingsService {
 
   /**
    * A call's recording has started (ARI channels.record / bridge record with this `name`): index it as
-   * `recording`. Idempotent on the call: a second start of the same call returns the first row unchanged.
+   * `recording`, straight in PostgreSQL. Idempotent on the call: a second start of the same call returns the
+   * first row unchanged. While the record outbox diverts (PostgreSQL is believed away) it fails at once, so the
+   * caller goes to startedLater() without waiting on a PostgreSQL that does not answer.
    */
-  async started(r: { callId: string; name: string; callType: RecordingCallType; startedAt: Date }): Promise<Recording> {
+  async started(r: NewRecording): Promise<Recording> {
+    if (this.outbox().diverting()) throw new Error('PostgreSQL is away (record writes go to the outbox)');
     const { row, inserted } = await insertRecording(this.deps.db, r);
     if (!inserted && row.name !== r.name) this.log.warn({ callId: r.callId, name: r.name, indexed: row.name }, 'a second recording of this call was not indexed');
     return toRecording(row);
+  }
+
+  /**
+   * The same index row through the record outbox ('recording.start' in the call's stream, after the call's own
+   * writes): for when started() failed or did not answer in time. Resolves once the row is in PostgreSQL or
+   * durably in the outbox file; never rejects. A row written twice (the direct insert landed after all) is one row.
+   */
+  startedLater(r: NewRecording): Promise<void> {
+    return this.outbox().write(r.callId, 'recording.start', { callId: r.callId, name: r.name, callType: r.callType, startedAt: r.startedAt }, this.log);
   }
 
   /**
@@ -140,8 +157,10 @@ export class RecordingsService {
    * Asterisk may need a moment to close the file, so a missing or empty file is read again a few times.
    * When Asterisk cannot be reached the row stays `recording` (with its end time), and calling this again
    * later finishes it. Only a row still `recording` changes: the hash taken first is never replaced.
+   * `opts.retryMs` replaces the waits between reads (the sweep reads once: its recordings ended long ago).
    */
-  async finished(name: string, r: { endedAt: Date; durationSeconds: number | null }): Promise<Recording> {
+  async finished(name: string, r: { endedAt: Date; durationSeconds: number | null }, opts: { retryMs?: readonly number[] } = {}): Promise<Recording> {
+    const retryMs = opts.retryMs ?? this.retryMs;
     const row = await recordingByName(this.deps.db, name);
     if (!row) throw notFound('not-found', `no recording named ${name}`);
     if (row.status !== 'recording') return toRecording(row);
@@ -164,7 +183,7 @@ export class RecordingsService {
         else if (err instanceof AriUnavailable) outcome = 'unavailable';
         else throw err;
       }
-      const wait = this.retryMs[attempt];
+      const wait = retryMs[attempt];
       if (wait === undefined) break;
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
@@ -221,6 +240,10 @@ export class RecordingsService {
   /** the stored file as a stream from Asterisk (AriGone, AriUnavailable as for verify) */
   async open(name: string): Promise<Readable> {
     return (await this.deps.ari.file(name)).stream;
+  }
+
+  private outbox(): RecordOutbox {
+    return this.deps.outbox ?? recordOutbox(this.deps.db, this.log);
   }
 
   private async settled(id: string, updated: RecordingRow | undefined): Promise<Recording> {

@@ -49,6 +49,8 @@ export function createKeys(prefix: string) {
 
     /** the daily recordings retention run (src/recordings/retention.ts): held by the process that runs it (SET NX EX) */
     recordingsRetentionLock: () => `${prefix}:recordings:retention-lock`,
+    /** a tick of the recordings sweep (src/recordings/sweep.ts): held a little under the interval (SET NX EX) */
+    recordingsSweepLock: () => `${prefix}:recordings:sweep-lock`,
     /** a short-lived ticket that lets an <audio> element fetch one recording (src/recordings/audio-tickets.ts); keyed by the ticket's SHA-256 */
     audioTicket: (ticketHash: string) => `${prefix}:recordings:audio-ticket:${ticketHash}`,
   };

@@ -321,6 +321,7 @@ t.test('every record op: its SQL applies, and a second try of the same entry cha
     ['survey.credit', { callId, agents: [agentId, `${agentId}9`], line: '12345', score: 1, scale: 3, satisfied: true, at }],
     ['agentState.log', { agentId, at, from: 'ready', to: 'reserved', reason: null, callId, actor: null }],
     ['agentState.log', { agentId, at, from: 'reserved', to: 'on_call', reason: null, callId: `callback-${randomUUID()}`, actor: 'test' }],
+    ['recording.start', { callId, name: `call-${callId}`, callType: 'inbound', startedAt: at }],
   ];
   for (const [op, args] of steps) {
     const def = recordOps.get(op)!;
@@ -346,6 +347,12 @@ t.test('every record op: its SQL applies, and a second try of the same entry cha
   t.same(survey.map((r) => [r.agent_id, r.score, r.satisfied]), [[agentId, 1, true], [`${agentId}9`, 1, true]]);
   const states = await direct.selectFrom('agent_state_log').select(['to_state', 'call_id', 'actor']).where('agent_id', '=', agentId).orderBy('id').execute();
   t.same(states, [{ to_state: 'reserved', call_id: callId, actor: null }, { to_state: 'on_call', call_id: null, actor: 'test' }], 'each state once; a stand-in id is no call id');
+  const recordingStart = recordOps.get('recording.start')!;
+  t.equal(recordingStart.gate, 'natural', 'recording.start is idempotent by itself');
+  // a later entry of the same call (another name: a second start) is not a second recording either
+  await recordingStart.run(db, { callId, name: `other-${callId}`, callType: 'outbound', startedAt: new Date() }, { id: uuidv7(), at });
+  const recs = await direct.selectFrom('recordings').select(['name', 'call_type', 'status', 'started_at']).where('call_id', '=', callId).execute();
+  t.same(recs, [{ name: `call-${callId}`, call_type: 'inbound', status: 'recording', started_at: at }], 'one recording row, the first');
   // an anonymous number cannot be called back: nothing, and no error
   await recordOps.get('callback.request')!.run(db, { number: 'anonymous', callId, queue: null, reason: 'abandoned' }, { id: uuidv7(), at });
 });

@@ -11,6 +11,8 @@ t.test('given an empty environment, then development defaults that reach the loc
   t.same(c.sms, { templatesFile: 'config/sms-templates.yaml', bulkMax: 200 });
   t.equal(c.recordingRetentionDays, 180);
   t.equal(loadConfig({ RECORDING_RETENTION_DAYS: '3650' }).recordingRetentionDays, 3650);
+  t.equal(c.recordingsSweepSeconds, 15);
+  t.equal(loadConfig({ RECORDINGS_SWEEP_SECONDS: '60' }).recordingsSweepSeconds, 60);
   t.ok(Object.isFrozen(c));
 });
 
@@ -34,6 +36,7 @@ t.test('given a wrong value, then one line naming the variable', async (t) => {
     [{ RECORDING_RETENTION_DAYS: '0' }, /^RECORDING_RETENTION_DAYS must be between 1 and 3650/],
     [{ RECORDING_RETENTION_DAYS: '3651' }, /^RECORDING_RETENTION_DAYS must be between 1 and 3650/],
     [{ RECORDING_RETENTION_DAYS: '90d' }, /^RECORDING_RETENTION_DAYS must be a whole number/],
+    [{ RECORDINGS_SWEEP_SECONDS: '0' }, /^RECORDINGS_SWEEP_SECONDS must be between 1 and 3600/],
   ];
   for (const [env, re] of bad) {
     t.throws(() => loadConfig(env), re, JSON.stringify(env));
