@@ -3,7 +3,9 @@
  * deploy) or ARI was away. Asterisk kept the bridge, so caller and agent still talk; this owner watches the
  * bridge and, when one side hangs up, ends the call for the others, closes the record in PostgreSQL (the
  * same record the first process opened) and releases the agents as after any call.
- * Call control is not offered on an adopted call (the desktop gets 404 no-such-call); its recording goes on.
+ * Call control is not offered on an adopted call (the desktop gets 404 no-such-call). Its recording goes on
+ * when the snoop that records it is still there; when it is not (the old process froze or died before the
+ * recording started, or its snoop was refused in the hand-over) the adopter records the rest of the call.
  */
 import type { Logger } from 'pino';
 import type { AcdEngine } from '../acd/engine.js';
@@ -13,6 +15,7 @@ import { ignoreGone, type AriPort, type ChannelInfo } from '../ari/port.js';
 import type { Db } from '../db/db.js';
 import type { EventBus } from '../events/bus.js';
 import { CallRecordWriter } from './call-record.js';
+import { CallRecorder, type CallRecordingSink } from './call-recorder.js';
 import type { ChannelOwner } from './call.session.js';
 
 export interface AdoptedCallDeps {
@@ -22,6 +25,8 @@ export interface AdoptedCallDeps {
   agentStates: Pick<AgentStates, 'tryTransition'>;
   queues: Pick<QueuesConfigStore, 'get'>;
   events?: Pick<EventBus, 'publish'>;
+  /** the recordings index: without one nothing is recorded */
+  callRecordings?: CallRecordingSink;
   log: Logger;
   track(channelId: string, owner: ChannelOwner): void;
   untrack(channelId: string): void;
@@ -39,6 +44,9 @@ export interface AdoptedCallInfo {
   queue: string | null;
   /** snoop channels to leave alone (the recording's) and to hang up with the call */
   others: string[];
+  /** the citizen's channel (the caller, or an outbound call's citizen leg): what the recording hears */
+  citizenChannelId: string | null;
+  direction: 'inbound' | 'outbound';
 }
 
 export class AdoptedCall implements ChannelOwner {
@@ -47,6 +55,7 @@ export class AdoptedCall implements ChannelOwner {
   private readonly record: CallRecordWriter;
   private readonly live = new Set<string>();
   private ending = false;
+  private readonly recorder: CallRecorder;
 
   constructor(
     private readonly deps: AdoptedCallDeps,
@@ -55,6 +64,11 @@ export class AdoptedCall implements ChannelOwner {
     this.id = info.id;
     this.log = deps.log.child({ callId: info.id, adopted: true });
     this.record = new CallRecordWriter(deps.db, info.id, this.log);
+    this.recorder = new CallRecorder(
+      { ari: deps.ari, sink: deps.callRecordings, log: this.log, track: (channelId) => deps.track(channelId, this), event: (type, data) => this.record.event(type, data) },
+      info.id,
+      info.direction,
+    );
   }
 
   /** start watching: every member's events come here */
@@ -63,9 +77,20 @@ export class AdoptedCall implements ChannelOwner {
     for (const c of this.info.members) this.live.add(c);
     this.record.event('adopted', { members: this.info.members, bridges: this.info.bridges });
     this.log.info({ members: this.info.members }, 'adopted a connected call left by another process');
+    // no recording snoop left: the old process never got its recording going; record the rest of the call
+    const citizen = this.info.citizenChannelId;
+    if (citizen && this.live.has(citizen) && !this.info.others.includes(this.recorder.snoopId)) {
+      this.log.info('the adopted call has no recording running: recording the rest of it');
+      this.recorder.start(citizen);
+    }
+  }
+
+  onSnoopStarted(channelId: string): void {
+    this.recorder.onSnoopStarted(channelId);
   }
 
   onChannelGone(channelId: string, cause?: string): void {
+    if (channelId === this.info.citizenChannelId) this.recorder.citizenLeft();
     if (!this.live.delete(channelId)) return;
     this.log.info({ channelId, cause }, 'a party left the adopted call');
     // two people talk: when one leaves the call is over (a conference of three goes on while two remain)
@@ -84,6 +109,7 @@ export class AdoptedCall implements ChannelOwner {
     this.ending = true;
     const { ari } = this.deps;
     const cleanup: Promise<unknown>[] = [];
+    // the recording's snoop goes by itself with the citizen's channel (its RecordingFinished settles the index)
     for (const c of [...this.live, ...this.info.others]) cleanup.push(ignoreGone(ari.channels.hangup(c, 'normal')));
     for (const b of this.info.bridges) cleanup.push(ignoreGone(ari.bridges.destroy(b)));
     for (const r of await Promise.allSettled(cleanup)) {
@@ -108,7 +134,7 @@ export class AdoptedCall implements ChannelOwner {
       if (r && a.state === 'on_call') setTimeout(() => void this.deps.agentStates.tryTransition(a.agentId, 'ready', { expectCallId: this.id, reason: null }).catch(() => undefined), wrapUp * 1000).unref();
       this.deps.events?.publish('call.ended', { callId: this.id, disposition: 'answered', by }, { agentId: a.agentId });
     }
-    for (const c of [...this.info.members, ...this.info.others]) this.deps.untrack(c);
+    for (const c of [...this.info.members, ...this.info.others, this.recorder.snoopId]) this.deps.untrack(c);
     await this.record.flushed();
     this.log.info({ by }, 'adopted call ended');
     this.deps.ended(this);

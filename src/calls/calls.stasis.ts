@@ -171,6 +171,8 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
             answeredAt: call.answered_at,
             arrivedAt: call.arrived_at,
             queue: call.queue,
+            citizenChannelId: (call.direction === 'inbound' ? people.find((p) => p.id === call.channel_id) : people.find((p) => p.id.endsWith('-citizen')))?.id ?? null,
+            direction: call.direction === 'inbound' ? 'inbound' : 'outbound',
           },
         );
         byId.set(call.id, adopted);

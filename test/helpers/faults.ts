@@ -35,7 +35,7 @@ export async function faultInvariants(t: Test, o: { db: Db; caller: string; call
     const recs = await waitFor(async () => {
       const r = await db.selectFrom('recordings').select(['call_id', 'status', 'size_bytes']).where('call_id', 'in', recorded).execute();
       return r.length >= recorded.length && r.every((x) => x.status !== 'recording') ? r : undefined;
-    }, 20_000, 'recordings indexed').catch(async () => db.selectFrom('recordings').select(['call_id', 'status', 'size_bytes']).where('call_id', 'in', recorded).execute());
+    }, 40_000, 'recordings indexed') // what RecordingFinished missed, the recordings sweep settles (10 s after the call, every 15 s).catch(async () => db.selectFrom('recordings').select(['call_id', 'status', 'size_bytes']).where('call_id', 'in', recorded).execute());
     const good = new Set(recs.filter((r) => r.status === 'saved' && Number(r.size_bytes) > 0).map((r) => r.call_id));
     t.equal(recorded.filter((id) => good.has(id)).length, recorded.length, `every answered call's recording is indexed, saved and non-empty (${good.size}/${recorded.length})`);
   }
