@@ -200,7 +200,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       app: str(env, 'ARI_APP', 'hotline'),
       startupTimeoutMs: int(env, 'ARI_STARTUP_TIMEOUT_SECONDS', 30, 0, 3600) * 1000,
       requestTimeoutMs: int(env, 'ARI_REQUEST_TIMEOUT_MS', 5000, 100, 60000),
-      client: oneOf(env, 'ARI_CLIENT', ['ari-client', 'thin'] as const, 'ari-client'),
+      client: oneOf(env, 'ARI_CLIENT', ['ari-client', 'thin'] as const, 'thin'),
     },
     admin: {
       user: str(env, 'HOTLINE_ADMIN_USER', DEV_DEFAULTS.HOTLINE_ADMIN_USER),

@@ -440,13 +440,13 @@ t.test('recordings.file: streamed with our credentials on its own connection; 40
 
 t.test('createAriClient and ARI_CLIENT', async (t) => {
   const opts = { url: 'http://127.0.0.1:1', user: 'u', password: 'p', app: 'x', requestTimeoutMs: 200, startupTimeoutMs: 0, log: silent };
-  const thin = await createAriClient({ ...opts, kind: 'thin' });
-  t.ok(thin instanceof ThinAriClient);
-  const classic = await createAriClient(opts);
-  t.equal(classic.constructor.name, 'AriClient', 'ari-client by default');
+  const thin = await createAriClient(opts);
+  t.ok(thin instanceof ThinAriClient, 'thin by default');
+  const classic = await createAriClient({ ...opts, kind: 'ari-client' });
+  t.equal(classic.constructor.name, 'AriClient', 'ari-client when asked for');
   await thin.close();
   await classic.close();
-  t.equal(loadConfig({}).ari.client, 'ari-client');
+  t.equal(loadConfig({}).ari.client, 'thin');
   t.equal(loadConfig({ ARI_CLIENT: 'thin' }).ari.client, 'thin');
   t.throws(() => loadConfig({ ARI_CLIENT: 'undici' }), { name: 'ConfigError', message: /ARI_CLIENT must be one of ari-client, thin, got "undici"/ });
 });
