@@ -634,7 +634,9 @@ export class CallSession implements ChannelOwner {
           }
         }
         woken = false;
-        await this.waitFor(() => (this.callerGone || woken || (callbackOffered && this.io.digits.length > 0) ? true : undefined), QUEUE_POLL_MS);
+        // the max wait ends on time, not at the next poll (a caller may hang up within that second)
+        const untilMaxWait = this.firstQueuedAt + q.maxWait.seconds * 1000 - Date.now();
+        await this.waitFor(() => (this.callerGone || woken || (callbackOffered && this.io.digits.length > 0) ? true : undefined), Math.max(1, Math.min(QUEUE_POLL_MS, untilMaxWait)));
       }
     } finally {
       this.unsubscribeWake?.();
@@ -1321,6 +1323,8 @@ export class CallSession implements ChannelOwner {
       // PlaybackFinished (state "done") just before the channel's StasisEnd, and the flow went on to here
       // first: give that StasisEnd a moment before saying the platform ended the call.
       await this.waitFor(() => (this.callerGone ? true : undefined), CALLER_HANGUP_GRACE_MS);
+      // a busy loop runs the timer before reading the socket: let the events already received through first
+      if (!this.callerGone) await new Promise((r) => setImmediate(r));
       if (this.callerGone) this.endedBy = 'caller';
     }
     const cleanup: Promise<unknown>[] = [];

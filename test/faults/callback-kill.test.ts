@@ -223,7 +223,8 @@ t.test('A. kill -9 while the citizen\'s phone rings: the ringing channel is clea
 
   // the restarted process hung the ringing channel up and closed its call as lost: the sweep takes the attempt
   // back at once (it does not wait for the dead process's lease, ring + 300 s), and only then dials again
-  const leaseAtKill = (await callbackOf(ticketId))?.lease_until;
+  // the lease as the dead process left it (read before the kill: the sweep clears it once it takes the attempt back)
+  const leaseAtKill = claimed?.lease_until;
   const a1 = await waitFor(async () => {
     const a = (await attemptsOf(cb0.id))[0];
     return a?.ended_at && a.outcome ? { ...a, ended_at: a.ended_at } : undefined;

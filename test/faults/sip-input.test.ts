@@ -446,11 +446,15 @@ t.test('I1. INVITE flood: 100 INVITEs in one second from one source', async (t) 
     (await sql<{ call_id: string }>`select distinct e.call_id from call_events e join calls c on c.id = e.call_id where c.caller = ${caller} and e.type = 'queue.max_wait'`.execute(db)).rows.map((x) => x.call_id),
   );
   const refused = rows.filter((x) => x.disposition !== 'answered' && maxWaited.has(x.id));
+  // the max wait (10 s from joining the queue) and the callers' 11 s from the answer are close: under this flood a
+  // caller may hang up while still waiting, just before the queue would have refused it (abandoned by the caller)
+  const gaveUp = rows.filter((x) => x.disposition === 'abandoned' && x.end_reason === 'caller' && !maxWaited.has(x.id));
   const ends = new Map<string, number>();
   for (const x of refused) ends.set(`${x.disposition}/${x.end_reason}`, (ends.get(`${x.disposition}/${x.end_reason}`) ?? 0) + 1);
-  t.comment(`records: ${answered.length} answered by an agent, ${refused.length} refused by the queue (maxWait) [${[...ends].map(([k, n]) => `${k} ${n}`).join(', ')}]`);
+  t.comment(`records: ${answered.length} answered by an agent, ${refused.length} refused by the queue (maxWait) [${[...ends].map(([k, n]) => `${k} ${n}`).join(', ')}], ${gaveUp.length} hung up while waiting`);
   t.ok(answered.length >= agents.length, `every agent took a call (${answered.length})`);
-  t.equal(answered.length + refused.length, 100, 'every call either served or refused by the queue');
+  t.equal(answered.length + refused.length + gaveUp.length, 100, 'every call served, refused by the queue, or left by its caller');
+  t.ok(gaveUp.length <= 5, `the queue refused on time: few callers reached their own 11 s first (${gaveUp.length})`);
   // the callers hung up 11 s after the answer, 1 s into the queue's 5 s apology: the platform ended none
   t.same(
     refused.filter((x) => x.end_reason !== 'caller').length,

@@ -8,6 +8,7 @@ import t from 'tap';
 import { FakeAri } from '../../src/ari/fake.js';
 import { AriUnavailable, type RecordRequest } from '../../src/ari/port.js';
 import { CallRecorder, type CallRecordingSink, type StartedRecording } from '../../src/calls/call-recorder.js';
+import { AdoptedCall } from '../../src/calls/adopted-call.js';
 
 const log = pino({ level: 'silent' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -117,4 +118,58 @@ t.test('Asterisk refuses the record request: the row is failed at once', async (
   t.equal(events[0]![0], 'recording.failed');
   await until(() => (sink.failedNames.length ? true : undefined));
   t.same(sink.failedNames, [recorder.name]);
+});
+
+// ---- an adopted call (src/calls/adopted-call.ts): records the rest of the call when no recording snoop is left ----
+
+function adopted(ari: FakeAri, sink: Sink, others: string[]) {
+  const caller = ari.callerArrives('13800138000', '12345');
+  const callId = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a6c';
+  const agentLeg = `${callId}-agent-1`;
+  const tracked = new Map<string, unknown>();
+  const noop = async () => undefined;
+  const call = new AdoptedCall(
+    {
+      ari,
+      db: {} as never,
+      engine: { listAgents: async () => [] },
+      agentStates: { tryTransition: async () => null },
+      queues: { get: () => undefined },
+      callRecordings: sink,
+      log,
+      track: (id, owner) => tracked.set(id, owner),
+      untrack: (id) => tracked.delete(id),
+      ended: () => undefined,
+    },
+    { id: callId, bridges: [`call-${callId}`], members: [caller.id, agentLeg], others, answeredAt: new Date(Date.now() - 5000), arrivedAt: new Date(Date.now() - 9000), queue: null, citizenChannelId: caller.id, direction: 'inbound' },
+  );
+  // the record writer needs a database: these tests look at Asterisk only
+  (call as unknown as { record: { event: () => void; update: () => void; flushed: () => Promise<void> } }).record = { event: () => undefined, update: () => undefined, flushed: noop as () => Promise<void> };
+  return { call, caller, callId, tracked };
+}
+
+t.test('an adopted call whose old process never got its recording going: the adopter records the rest of it', async (t) => {
+  const ari = new FakeAri();
+  const sink = new Sink('ok');
+  const { call, caller, callId, tracked } = adopted(ari, sink, []);
+  call.start();
+  const snoopId = `${callId}-rec`;
+  await until(() => (ari.ops('snoop').length ? true : undefined));
+  t.equal((ari.ops('snoop')[0] as [string])[0], caller.id, 'a snoop on the citizen\'s channel');
+  t.equal(tracked.get(snoopId), call, 'the snoop\'s events come to the adopted call');
+  call.onSnoopStarted(snoopId);
+  const [channel, req] = await until(recordOf(ari));
+  t.equal(channel, snoopId, 'the snoop is recorded');
+  t.equal(req.name, `call-${callId}`, 'under the call\'s recording name (one recording per call)');
+  t.equal(sink.straight.length, 1, 'indexed (a row the old process wrote stays the one row)');
+});
+
+t.test('an adopted call whose recording snoop is still there: its recording goes on, nothing new is started', async (t) => {
+  const ari = new FakeAri();
+  const sink = new Sink('ok');
+  const { call } = adopted(ari, sink, ['0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a6c-rec']);
+  call.start();
+  await sleep(50);
+  t.same(ari.ops('snoop'), [], 'no second snoop');
+  t.same(ari.ops('record'), [], 'no second recording');
 });
