@@ -23,6 +23,7 @@ export const EVENT_TYPES = [
   'StasisStart',
   'StasisEnd',
   'ChannelDestroyed',
+  'ChannelHangupRequest',
   'ChannelDtmfReceived',
   'PlaybackFinished',
   'RecordingFinished',
@@ -57,6 +58,8 @@ export function toEvent(raw: any): AriEvent | null {
       return { type: 'StasisEnd', at, channel: toChannel(raw.channel) };
     case 'ChannelDestroyed':
       return { type: 'ChannelDestroyed', at, channel: toChannel(raw.channel), cause: Number(raw.cause ?? 0), causeText: String(raw.cause_txt ?? '') };
+    case 'ChannelHangupRequest':
+      return { type: 'ChannelHangupRequest', at, channel: toChannel(raw.channel), soft: raw.soft === true, cause: Number(raw.cause ?? 0) };
     case 'ChannelDtmfReceived':
       return { type: 'ChannelDtmfReceived', at, channel: toChannel(raw.channel), digit: String(raw.digit ?? ''), durationMs: Number(raw.duration_ms ?? 0) };
     case 'PlaybackFinished':

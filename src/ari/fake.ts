@@ -83,10 +83,12 @@ export class FakeAri implements AriPort {
     const req = this.ops('originate').map((a) => a[0] as OriginateRequest).find((r) => r.channelId === channelId);
     this.emit({ type: 'StasisStart', at: new Date().toISOString(), channel: c, args: req?.appArgs ?? [] });
   }
-  /** the far end hangs up (or a phone rings out): Asterisk's StasisEnd (if answered) and ChannelDestroyed */
+  /** the far end hangs up (or a phone rings out): Asterisk's ChannelHangupRequest, StasisEnd (if answered) and ChannelDestroyed */
   hangupFromOutside(channelId: string): void {
     const c = this.live.get(channelId);
     if (!c) return;
+    // as Asterisk: the hangup request of the far end (a BYE: not soft) is published before anything it ends
+    this.emit({ type: 'ChannelHangupRequest', at: new Date().toISOString(), channel: c, soft: false, cause: 16 });
     this.live.delete(channelId);
     for (const m of this.bridgeMembers.values()) m.delete(channelId);
     // a channel that hangs up while recording: Asterisk stores what it has and reports RecordingFinished

@@ -20,6 +20,8 @@ export type AriEvent =
   | { type: 'StasisStart'; at: string; channel: ChannelInfo; args: string[] }
   | { type: 'StasisEnd'; at: string; channel: ChannelInfo }
   | { type: 'ChannelDestroyed'; at: string; channel: ChannelInfo; cause: number; causeText: string }
+  /** a hangup was asked for: soft when Asterisk or an application (ARI DELETE) did it; not soft when the far end did (a BYE) */
+  | { type: 'ChannelHangupRequest'; at: string; channel: ChannelInfo; soft: boolean; cause: number }
   | { type: 'ChannelDtmfReceived'; at: string; channel: ChannelInfo; digit: string; durationMs: number }
   | { type: 'PlaybackFinished'; at: string; playbackId: string; targetUri: string; state: string }
   /** a recording ended and its file is stored (stopped, terminateOn key, silence, length limit, or the channel hung up) */

@@ -50,6 +50,8 @@ export interface ChannelOwner {
   onRecordingDone?(name: string, result: { ok: boolean; durationSeconds: number; cause?: string }): void;
   /** a snoop channel this owner created entered Stasis (recording, supervisor monitoring) */
   onSnoopStarted?(channelId: string): void;
+  /** the far end of one of this owner's channels hung up (its StasisEnd follows) */
+  onHangupRequested?(channelId: string): void;
   /** a leg this owner originated answered (entered Stasis); false when it is not expected */
   onAnswered(channel: ChannelInfo): boolean;
   /** resolves when every record write so far has been tried */
@@ -255,6 +257,14 @@ export class CallSession implements ChannelOwner {
 
   onPlaybackFinished(playbackId: string): void {
     this.io.onPlaybackFinished(playbackId);
+  }
+
+  /**
+   * The caller's phone hung up (ChannelHangupRequest, not soft). It comes before the PlaybackFinished of a prompt
+   * the hangup cut short, so a flow that ends on that prompt does not take the end for its own.
+   */
+  onHangupRequested(channelId: string): void {
+    if (channelId === this.callerChannelId && !this.callerGone) this.endedBy ??= 'caller';
   }
 
   /** the channel left our application (hung up, or never answered) */

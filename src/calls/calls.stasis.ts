@@ -92,6 +92,10 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
       case 'ChannelDestroyed':
         byChannel.get(event.channel.id)?.onChannelGone(event.channel.id, event.causeText);
         return;
+      case 'ChannelHangupRequest':
+        // the far end hung up (a BYE): told before the playback it cuts short ends and before StasisEnd
+        if (!event.soft) byChannel.get(event.channel.id)?.onHangupRequested?.(event.channel.id);
+        return;
       case 'ChannelDtmfReceived':
         byChannel.get(event.channel.id)?.onDtmf(event.digit);
         return;

@@ -21,6 +21,13 @@ t.test('RecordingFinished and RecordingFailed: the LiveRecording fields ARI send
   t.equal((toEvent({ type: 'RecordingFinished', recording: { name: 'n', target_uri: 'bridge:b', state: 'done' } }) as { durationSeconds: number }).durationSeconds, 0, 'no duration: 0');
 });
 
+t.test('ChannelHangupRequest: soft when Asterisk or an application asked, not soft when the far end hung up', async (t) => {
+  const channel = { id: 'c1', name: 'PJSIP/trunk-1', state: 'Up', caller: { number: '13800138000' } };
+  const bye = toEvent({ type: 'ChannelHangupRequest', timestamp: 'x', cause: 16, channel });
+  t.match(bye, { type: 'ChannelHangupRequest', soft: false, cause: 16, channel: { id: 'c1' } }, 'a BYE (ast_queue_hangup: no soft field)');
+  t.match(toEvent({ type: 'ChannelHangupRequest', timestamp: 'x', cause: 16, soft: true, channel }), { soft: true }, 'ARI DELETE (ast_softhangup)');
+});
+
 t.test('recordings.file: streams the stored file with our credentials; 404 is AriGone; errors and silence are AriUnavailable', async (t) => {
   const body = Buffer.alloc(200_000, 7);
   const seen: Array<{ url: string; auth: string }> = [];

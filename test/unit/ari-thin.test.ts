@@ -174,7 +174,7 @@ t.test('start: the event socket with our app, subscribeAll=false and Basic auth 
   t.equal(filter!.method, 'PUT');
   t.same(
     (JSON.parse(filter!.body) as { allowed: Array<{ type: string }> }).allowed.map((a) => a.type),
-    ['StasisStart', 'StasisEnd', 'ChannelDestroyed', 'ChannelDtmfReceived', 'PlaybackFinished', 'RecordingFinished', 'RecordingFailed', 'ApplicationReplaced'],
+    ['StasisStart', 'StasisEnd', 'ChannelDestroyed', 'ChannelHangupRequest', 'ChannelDtmfReceived', 'PlaybackFinished', 'RecordingFinished', 'RecordingFailed', 'ApplicationReplaced'],
   );
 });
 
