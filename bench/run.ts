@@ -601,9 +601,9 @@ function table(summary: any, runs: RunResult[]): string {
   const lines = [
     `# Benchmark ${stamp} (${quick ? 'quick' : 'full'})`,
     '',
-    'Variant A: Asterisk dialplan (Answer, Background welcome + WaitExten, Queue() leastrecent over the same agents).',
-    'Variant B: this service through ARI (answer, welcome menu, Redis ACD, originate, mixing bridge).',
-    'Neither records nor runs a survey yet (the service has neither): MixMonitor and the Read() survey are left out of A too.',
+    'Variant A: Asterisk dialplan (Answer, Background welcome + WaitExten, Queue() leastrecent over the same agents, MixMonitor from the agent\'s answer, a Read() survey when the agent hangs up first).',
+    'Variant B: this service through ARI (answer, welcome menu, Redis ACD, originate, mixing bridge, a snoop on the caller recorded from the agent\'s answer, the line\'s survey when the agent hangs up first).',
+    'Both record every answered call; in these calls the caller hangs up, so neither plays its survey.',
     `Options: ${summary.machine.profile}.`,
     `Machine: ${summary.machine.cpus} CPUs (${summary.machine.cpuModel}), ${summary.machine.memGB} GB, ${summary.machine.asterisk}; pinning: ${summary.machine.pinning}.`,
     '',
