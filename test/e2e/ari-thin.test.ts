@@ -47,7 +47,7 @@ t.test('connected, with the event filter set on our application', async (t) => {
   const app = (await (await raw('GET', `/applications/${APP}`)).json()) as { events_allowed: Array<{ type: string }> };
   t.same(
     app.events_allowed.map((e) => e.type).sort(),
-    ['ApplicationReplaced', 'ChannelDestroyed', 'ChannelDtmfReceived', 'PlaybackFinished', 'RecordingFailed', 'RecordingFinished', 'StasisEnd', 'StasisStart'],
+    ['ApplicationReplaced', 'ChannelDestroyed', 'ChannelDtmfReceived', 'ChannelHangupRequest', 'PlaybackFinished', 'RecordingFailed', 'RecordingFinished', 'StasisEnd', 'StasisStart'],
   );
 });
 
