@@ -153,6 +153,8 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
       .where('arrived_at', '>', new Date(Date.now() - 12 * 3600_000))
       .execute();
     const handled = new Set<string>();
+    /** channels of the calls taken over here: they may hang up before they are tracked (checked again at the end) */
+    const taken = new Set<string>();
     const callOf = (channelId: string) => /^([0-9a-f-]{36})-/.exec(channelId)?.[1] ?? null;
     for (const call of open) {
       if (byId.has(call.id)) continue;
@@ -181,6 +183,7 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
         );
         byId.set(call.id, adopted);
         adopted.start();
+        for (const p of people) taken.add(p.id);
         continue;
       }
       // not connected: the legs and snoops of the dead process go, the caller (if still there) is taken over
@@ -212,6 +215,7 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
       });
       byId.set(session.id, session);
       void session.run();
+      taken.add(caller.id);
     }
     // leftovers nobody owns: legs and snoops of calls that are over, empty bridges
     for (const c of channels) {
@@ -227,6 +231,16 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
       const m = /^(?:call|hold|consult|monitor)-([0-9a-f-]{36})/.exec(b.id);
       if (m && byId.has(m[1]!)) continue;
       await ignoreGone(deps.ari.bridges.destroy(b.id)).catch(() => undefined);
+    }
+    // a channel taken over that hung up between the list above and its tracking: its StasisEnd found nobody
+    // (an adopted call would wait for it for ever, its record open): what Asterisk no longer has is gone
+    if (taken.size > 0) {
+      const still = new Set((await deps.ari.channels.list()).map((c) => c.id));
+      for (const channelId of taken) {
+        if (still.has(channelId)) continue;
+        log.info({ channelId }, 'a channel taken over hung up during the reconciliation');
+        byChannel.get(channelId)?.onChannelGone(channelId, 'hung up during the reconciliation');
+      }
     }
   }
 
