@@ -60,7 +60,7 @@ const router = createCallRouter({
   defaultHandleSeconds: 180,
   log,
 });
-ari.onEvent((e) => router.handle(e));
+let offShared = ari.onEvent((e) => router.handle(e));
 t.teardown(async () => {
   await engine.close();
   const left = await redis.keys(`${prefix}:*`);
@@ -159,4 +159,45 @@ t.test('given the agent phone rings out, then the agent is not ready (ring-no-an
   ari.hangupFromOutside(c.id);
   t.equal((await recordOf(caller)).disposition, 'abandoned');
   await agentStates.transition(agentId, 'ready');
+});
+
+t.test('given a take-over, when the caller of a connected call hangs up between the channel list and its adoption, then the record is closed all the same', async (t) => {
+  // the first process: it connects the call, then "dies" (hears nothing more)
+  const ownerA = createCallRouter({ ari, db, redis, keys, engine, agentStates, queues, ivr, maintenance, dialTemplate: 'PJSIP/trunk/sip:{number}@127.0.0.1:5099', voicemailMaxSeconds: 60, repeatCallerDays: 0, defaultHandleSeconds: 180, log });
+  // the shared router above stays deaf for this test: only ownerA, then ownerB hear the fake
+  offShared();
+  const offA = ari.onEvent((e) => ownerA.handle(e));
+  const caller = nextCaller();
+  const n = ari.ops('originate').length + 1;
+  const c = ari.callerArrives(caller, '12345');
+  ari.press(c.id, '1');
+  const req = await originated(n);
+  ari.answer(req.channelId);
+  await waitFor(() => ari.ops('bridge.add').some((a) => (a[1] as string[]).includes(req.channelId)) || undefined, 5000, 'agent bridged');
+  await waitFor(async () => ((await db.selectFrom('calls').select('answered_at').where('caller', '=', caller).executeTakeFirst())?.answered_at ? true : undefined), 5000, 'answered on record');
+  offA();
+  // the successor lists Asterisk's channels; the caller hangs up right after that list, before it is tracked
+  let listed = 0;
+  const channelsB = {
+    ...ari.channels,
+    list: async () => {
+      const r = await ari.channels.list();
+      if (++listed === 1) setImmediate(() => ari.hangupFromOutside(c.id));
+      return r;
+    },
+  };
+  const ariB = new Proxy(ari, { get: (target, prop) => (prop === 'channels' ? channelsB : Reflect.get(target, prop, target)) });
+  const ownerB = createCallRouter({ ari: ariB, db, redis, keys, engine, agentStates, queues, ivr, maintenance, dialTemplate: 'PJSIP/trunk/sip:{number}@127.0.0.1:5099', voicemailMaxSeconds: 60, repeatCallerDays: 0, defaultHandleSeconds: 180, log });
+  const offB = ari.onEvent((e) => ownerB.handle(e));
+  t.teardown(offB);
+  await ownerB.resync();
+  t.ok(listed >= 2, 'the channels were listed again at the end');
+  const rec = await recordOf(caller);
+  t.equal(rec.disposition, 'answered', 'closed as an answered call');
+  t.equal(rec.end_reason, 'caller');
+  t.notOk(ari.live.has(req.channelId), 'the agent leg was hung up');
+  offB();
+  // the shared router hears the fake again for the tests after this one
+  offShared = ari.onEvent((e) => router.handle(e));
+  await waitFor(async () => (await agentState()).state === 'ready' || undefined, 5000, 'agent ready again');
 });
