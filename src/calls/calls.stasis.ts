@@ -7,6 +7,7 @@
  * Anything else is hung up: a channel in our application that nobody owns would be a stuck caller.
  */
 import type { Logger } from 'pino';
+import type { AgentLive } from '../acd/engine.js';
 import { ignoreGone, type AriEvent, type AriPort } from '../ari/port.js';
 import { asteriskIds } from '../redis/keys.js';
 import { AdoptedCall } from './adopted-call.js';
@@ -156,6 +157,9 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
     /** channels of the calls taken over here: they may hang up before they are tracked (checked again at the end) */
     const taken = new Set<string>();
     const callOf = (channelId: string) => /^([0-9a-f-]{36})-/.exec(channelId)?.[1] ?? null;
+    // the agents as they were when the dead process left them, read once (only when a call is taken over)
+    let agentsThen: Promise<AgentLive[]> | null = null;
+    const agentsLeft = () => (agentsThen ??= deps.engine.listAgents().catch(() => []));
     for (const call of open) {
       if (byId.has(call.id)) continue;
       const own = channels.filter((c) => c.id === call.channel_id || callOf(c.id) === call.id);
@@ -189,15 +193,15 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
       // not connected: the legs and snoops of the dead process go, the caller (if still there) is taken over
       for (const c of own) if (c.id !== call.channel_id) await ignoreGone(deps.ari.channels.hangup(c.id, 'normal')).catch(() => undefined);
       for (const b of callBridges) if (!b.id.startsWith('call-') || !caller) await ignoreGone(deps.ari.bridges.destroy(b.id)).catch(() => undefined);
-      // an agent the dead process reserved (its phone rang) or put on this call is free again: its leg is gone,
-      // and nobody else would release it while the call lives on (the sweeper leaves agents of live calls alone)
-      await freeAgentsOf(call.id);
       if (!caller || call.direction !== 'inbound') {
         if (caller) await ignoreGone(deps.ari.channels.hangup(caller.id, 'normal')).catch(() => undefined);
         log1.warn({ callerThere: Boolean(caller) }, 'closing a call its process left behind');
-        await closeLost(call.id, call.answered_at, call.arrived_at, call.queued_at).catch((err) => log1.error({ err: (err as Error).message }, 'could not close a lost call record'));
+        await closeLost(call.id, call.answered_at, call.arrived_at, call.queued_at, await agentsLeft()).catch((err) => log1.error({ err: (err as Error).message }, 'could not close a lost call record'));
         continue;
       }
+      // an agent the dead process reserved (its phone rang) or put on this call is free again: its leg is gone,
+      // and nobody else would release it while the call lives on (the sweeper leaves agents of live calls alone)
+      await freeAgentsOf(call.id, await agentsLeft());
       const live = await deps.redis.hgetall(deps.keys.call(call.id)).catch(() => ({}) as Record<string, string>);
       const waitingIn = call.answered_at ? null : (call.queue ?? live.queue ?? null);
       const session = new CallSession(sessionDeps, caller, caller.createdAt, {
@@ -245,7 +249,7 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
   }
 
   /** a call whose caller left while no process watched: closed as it stood (answered, or abandoned) */
-  async function closeLost(callId: string, answeredAt: Date | null, arrivedAt: Date, queuedAt: Date | null): Promise<void> {
+  async function closeLost(callId: string, answeredAt: Date | null, arrivedAt: Date, queuedAt: Date | null, agents: AgentLive[]): Promise<void> {
     const now = new Date();
     await deps.db.insertInto('call_events').values({ call_id: callId, at: now, type: 'ended', data: JSON.stringify({ by: 'system', lost: true }) }).execute();
     await deps.db
@@ -260,12 +264,12 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
       .where('id', '=', callId)
       .where('ended_at', 'is', null)
       .execute();
-    await freeAgentsOf(callId, true);
+    await freeAgentsOf(callId, agents, true);
   }
 
   /** agents held for a call whose legs are gone back to ready: reserved for it or on it (and in its wrap-up when the call is over) */
-  async function freeAgentsOf(callId: string, wrapUpToo = false): Promise<void> {
-    for (const a of await deps.engine.listAgents().catch(() => [])) {
+  async function freeAgentsOf(callId: string, agents: AgentLive[], wrapUpToo = false): Promise<void> {
+    for (const a of agents) {
       if (a.callId !== callId || !(a.state === 'reserved' || a.state === 'on_call' || (wrapUpToo && a.state === 'wrap_up'))) continue;
       log.info({ callId, agentId: a.agentId, state: a.state }, 'agent held by a call taken over: free again');
       await deps.agentStates.tryTransition(a.agentId, 'ready', { expectCallId: callId, reason: null, actor: 'system:takeover' }).catch(() => undefined);

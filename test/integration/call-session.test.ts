@@ -44,22 +44,25 @@ const queues = createQueuesConfig(
 const ari = new FakeAri();
 const ivr = createIvrStore(path.join(import.meta.dirname, '../fixtures/ivr/good'), queues, log, { watch: false });
 const maintenance = { on: null as null | { source: string; scope: string; message: string | null; allowVoicemail: boolean }, effective() { return this.on; } };
-const router = createCallRouter({
-  ari,
-  db,
-  redis,
-  keys,
-  engine,
-  agentStates,
-  queues,
-  ivr,
-  maintenance,
-  dialTemplate: 'PJSIP/trunk/sip:{number}@127.0.0.1:5099',
-  voicemailMaxSeconds: 60,
-  repeatCallerDays: 0,
-  defaultHandleSeconds: 180,
-  log,
-});
+/** a service process's call router on this Asterisk (the take-over test makes two more) */
+const routerOn = (port: typeof ari) =>
+  createCallRouter({
+    ari: port,
+    db,
+    redis,
+    keys,
+    engine,
+    agentStates,
+    queues,
+    ivr,
+    maintenance,
+    dialTemplate: 'PJSIP/trunk/sip:{number}@127.0.0.1:5099',
+    voicemailMaxSeconds: 60,
+    repeatCallerDays: 0,
+    defaultHandleSeconds: 180,
+    log,
+  });
+const router = routerOn(ari);
 let offShared = ari.onEvent((e) => router.handle(e));
 t.teardown(async () => {
   await engine.close();
@@ -163,7 +166,7 @@ t.test('given the agent phone rings out, then the agent is not ready (ring-no-an
 
 t.test('given a take-over, when the caller of a connected call hangs up between the channel list and its adoption, then the record is closed all the same', async (t) => {
   // the first process: it connects the call, then "dies" (hears nothing more)
-  const ownerA = createCallRouter({ ari, db, redis, keys, engine, agentStates, queues, ivr, maintenance, dialTemplate: 'PJSIP/trunk/sip:{number}@127.0.0.1:5099', voicemailMaxSeconds: 60, repeatCallerDays: 0, defaultHandleSeconds: 180, log });
+  const ownerA = routerOn(ari);
   // the shared router above stays deaf for this test: only ownerA, then ownerB hear the fake
   offShared();
   const offA = ari.onEvent((e) => ownerA.handle(e));
@@ -187,7 +190,7 @@ t.test('given a take-over, when the caller of a connected call hangs up between 
     },
   };
   const ariB = new Proxy(ari, { get: (target, prop) => (prop === 'channels' ? channelsB : Reflect.get(target, prop, target)) });
-  const ownerB = createCallRouter({ ari: ariB, db, redis, keys, engine, agentStates, queues, ivr, maintenance, dialTemplate: 'PJSIP/trunk/sip:{number}@127.0.0.1:5099', voicemailMaxSeconds: 60, repeatCallerDays: 0, defaultHandleSeconds: 180, log });
+  const ownerB = routerOn(ariB);
   const offB = ari.onEvent((e) => ownerB.handle(e));
   t.teardown(offB);
   await ownerB.resync();
