@@ -67,6 +67,18 @@ export interface OpDef<D> {
   run(db: D, args: any, ctx: OpContext): Promise<unknown>;
 }
 
+/** one entry of a batch: its op, its decoded arguments, its marker */
+export interface BatchItem<D> {
+  def: OpDef<D>;
+  args: unknown;
+  ctx: OpContext;
+}
+/**
+ * Apply several 'self'/'natural' entries in ONE round trip, all or nothing (it throws, and nothing is applied, when
+ * any of them fails). Each entry keeps its own gate inside the batch: a 'self' op's marker commits with its write.
+ */
+export type BatchApplier<D> = (db: D, items: Array<BatchItem<D>>) => Promise<void>;
+
 /** an op refuses its arguments: the entry is set aside (.rejected), never retried */
 export class BadOpArgs extends Error {
   override name = 'BadOpArgs';
@@ -75,6 +87,12 @@ export class BadOpArgs extends Error {
 /** operations by name: what an outbox entry's `op` may say */
 export class OpRegistry<D = Db> {
   private readonly ops = new Map<string, OpDef<D>>();
+  /** how these ops are applied together in one round trip (none: each alone) */
+  batch: BatchApplier<D> | null = null;
+  batchWith(apply: BatchApplier<D>): this {
+    this.batch = apply;
+    return this;
+  }
   register<A>(name: string, gate: Gate, run: (db: D, args: A, ctx: OpContext) => Promise<unknown>): this {
     if (this.ops.has(name)) throw new Error(`outbox operation ${name} registered twice`);
     this.ops.set(name, { name, gate, run });
@@ -275,7 +293,18 @@ interface StreamState {
   pending: Pending[];
   /** diverted since the stream last wrote straight to PostgreSQL (one warning per episode) */
   warned: boolean;
+  /** the stream's next group, not started yet (its writes wait behind the one in flight): later writes join it */
+  open: Group | null;
 }
+
+/** consecutive writes of one stream, placed together (one round trip on the direct path) */
+interface Group {
+  items: Array<{ entry: OutboxEntry; log: Logger }>;
+  started: boolean;
+}
+
+/** at most this many entries in one batch statement */
+const MAX_BATCH = 200;
 
 const MAX_PERMANENT_FAILURES = 3;
 
@@ -470,14 +499,29 @@ export class Outbox<D = Db> {
     } catch (err) {
       return this.reject({ stream, op, args: String(args) }, `arguments are not data: ${message(err)}`);
     }
-    if (!this.ops.get(op)) return this.reject(entry, `unknown operation "${op}"`);
+    const def = this.ops.get(op);
+    if (!def) return this.reject(entry, `unknown operation "${op}"`);
+    const wlog = log ?? this.log;
+    // batching: a write made while the stream's previous one is still in flight joins the stream's waiting group
+    const batchable = this.ops.batch !== null && def.gate !== 'transaction';
+    if (batchable && s.open && !s.open.started && s.open.items.length < MAX_BATCH) {
+      s.open.items.push({ entry, log: wlog });
+      return s.tail;
+    }
+    const group: Group = { items: [{ entry, log: wlog }], started: false };
     const p = s.tail
-      .then(() => this.place(s, entry, log ?? this.log))
-      .catch((err: unknown) => (log ?? this.log).error({ err: message(err), op, stream }, 'record write failed in the outbox itself'));
+      .then(() => {
+        group.started = true;
+        if (s.open === group) s.open = null;
+        return this.placeGroup(s, group);
+      })
+      .catch((err: unknown) => wlog.error({ err: message(err), op, stream }, 'record write failed in the outbox itself'));
+    s.open = batchable ? group : null;
     s.tail = p;
     void p.then(() => this.forgetIfIdle(s, p));
     return p;
   }
+
 
   /** resolves when every write of `stream` made so far is applied or in the file */
   settled(stream: string): Promise<void> {
@@ -547,7 +591,7 @@ export class Outbox<D = Db> {
   private stream(name: string): StreamState {
     let s = this.streams.get(name);
     if (!s) {
-      s = { name, tail: Promise.resolve(), pending: [], warned: false };
+      s = { name, tail: Promise.resolve(), pending: [], warned: false, open: null };
       this.streams.set(name, s);
     }
     return s;
@@ -555,6 +599,86 @@ export class Outbox<D = Db> {
 
   private forgetIfIdle(s: StreamState, last: Promise<void>): void {
     if (s.tail === last && s.pending.length === 0 && this.streams.get(s.name) === s) this.streams.delete(s.name);
+  }
+
+  /**
+   * A group of one stream's writes: straight to PostgreSQL in one batch (with other streams' groups of the same
+   * moment), else each as place() would (PostgreSQL away: all to the file, in order; one refused: each alone).
+   */
+  private async placeGroup(s: StreamState, group: Group): Promise<void> {
+    const { items } = group;
+    if (this.ops.batch === null) {
+      for (const it of items) await this.place(s, it.entry, it.log);
+      return;
+    }
+    if (!this.degraded && s.pending.length === 0 && !this.crashed) {
+      try {
+        await this.batched(items.map((it) => it.entry));
+        s.warned = false;
+        return;
+      } catch (err) {
+        if (!isTransient(err)) {
+          // one of them is refused by PostgreSQL: each alone, as ever (the refused one is retried, then set aside)
+          for (const it of items) await this.place(s, it.entry, it.log);
+          return;
+        }
+        if (!this.degraded) {
+          this.degraded = true;
+          this.log.warn({ err: message(err), op: items[0]!.entry.op }, 'PostgreSQL did not take a record write: record writes go to the outbox until it answers again');
+        }
+        if (!s.warned) items[0]!.log.warn({ err: message(err), op: items[0]!.entry.op, stream: s.name, transient: true }, 'record write diverted to the outbox');
+        s.warned = true;
+      }
+    }
+    for (const it of items) await this.enqueue(s, it.entry, it.log);
+  }
+
+  private batchQueue: Array<{ entries: OutboxEntry[]; resolve: () => void; reject: (err: unknown) => void }> = [];
+  private batchScheduled = false;
+
+  /** entries of this moment (this turn of the event loop), applied together in one round trip */
+  private batched(entries: OutboxEntry[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.batchQueue.push({ entries, resolve, reject });
+      if (this.batchScheduled) return;
+      this.batchScheduled = true;
+      setImmediate(() => this.runBatches());
+    });
+  }
+
+  private runBatches(): void {
+    this.batchScheduled = false;
+    const jobs = this.batchQueue.splice(0);
+    while (jobs.length > 0) {
+      const batch = [jobs.shift()!];
+      let n = batch[0]!.entries.length;
+      while (jobs.length > 0 && n + jobs[0]!.entries.length <= MAX_BATCH) {
+        n += jobs[0]!.entries.length;
+        batch.push(jobs.shift()!);
+      }
+      void this.applyMany(batch.flatMap((j) => j.entries), this.directTimeoutMs).then(
+        () => batch.forEach((j) => j.resolve()),
+        (err: unknown) => {
+          if (batch.length === 1 || isTransient(err)) {
+            for (const j of batch) j.reject(err);
+            return;
+          }
+          // one group's entry poisoned the batch: every group again on its own (the refused one fails alone)
+          for (const j of batch) void this.applyMany(j.entries, this.directTimeoutMs).then(j.resolve, j.reject);
+        },
+      );
+    }
+  }
+
+  /** several entries in one round trip (the registry's batch applier), all or nothing */
+  private async applyMany(entries: OutboxEntry[], timeoutMs: number): Promise<void> {
+    if (entries.length === 1) return this.apply(entries[0]!, timeoutMs);
+    const items = entries.map((entry) => {
+      const def = this.ops.get(entry.op);
+      if (!def) throw new BadOpArgs(`unknown operation "${entry.op}"`);
+      return { def, args: decodeArgs(entry.args), ctx: { id: entry.id, at: new Date(entry.at) } };
+    });
+    await this.deadline(timeoutMs, () => this.ops.batch!(this.db, items));
   }
 
   private async place(s: StreamState, entry: OutboxEntry, log: Logger): Promise<void> {

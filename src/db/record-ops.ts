@@ -11,11 +11,22 @@
 import { constants as fsConstants, promises as fs, mkdtempSync, rmdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { sql, type Kysely } from 'kysely';
+import {
+  Kysely,
+  PostgresAdapter,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+  sql,
+  type CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  type QueryResult,
+} from 'kysely';
+import pg from 'pg';
 import type { Logger } from 'pino';
 import type { CallUpdate, Database, NewCall, VoicemailStatus } from './database.js';
 import type { Db } from './db.js';
-import { BadOpArgs, OpRegistry, Outbox, uuidv7Floor, type OutboxOptions } from './outbox.js';
+import { BadOpArgs, OpRegistry, Outbox, uuidv7Floor, type BatchItem, type OutboxOptions } from './outbox.js';
 import { addCallAgent } from '../calls/calls.repo.js';
 import type { CallbackReason } from '../callbacks/callbacks.repo.js';
 import { insertRecordingOnce, type NewRecording } from '../recordings/recordings.repo.js';
@@ -123,7 +134,121 @@ export const recordOps = new OpRegistry<Db>()
   .register<RecordOpArgs['recording.start']>('recording.start', 'natural', async (db, r) => {
     if (typeof r.callId !== 'string' || typeof r.name !== 'string' || !(r.startedAt instanceof Date)) throw new BadOpArgs('recording index entry without call, name or start');
     await insertRecordingOnce(db, r);
+  })
+  .batchWith(applyRecordBatch);
+
+/**
+ * A Kysely that runs nothing: every query an op would run is compiled and kept (`sink`), answered with no rows.
+ * The record ops only write, so they run on it as they would on the database.
+ */
+function capturingDb(sink: CompiledQuery[]): Db {
+  const connection: DatabaseConnection = {
+    executeQuery: <R>(q: CompiledQuery): Promise<QueryResult<R>> => {
+      sink.push(q);
+      return Promise.resolve({ rows: [] });
+    },
+    streamQuery: () => {
+      throw new Error('a record op cannot stream');
+    },
+  };
+  const driver: Driver = {
+    init: async () => undefined,
+    acquireConnection: async () => connection,
+    beginTransaction: async () => undefined,
+    commitTransaction: async () => undefined,
+    rollbackTransaction: async () => undefined,
+    releaseConnection: async () => undefined,
+    destroy: async () => undefined,
+  };
+  return new Kysely<Database>({
+    dialect: {
+      createAdapter: () => new PostgresAdapter(),
+      createDriver: () => driver,
+      createIntrospector: (db) => new PostgresIntrospector(db),
+      createQueryCompiler: () => new PostgresQueryCompiler(),
+    },
   });
+}
+
+/** an array as PostgreSQL's array input text (what pg sends for an array parameter) */
+function arrayText(v: unknown[]): string {
+  return `{${v
+    .map((x) => {
+      if (x === null || x === undefined) return 'NULL';
+      if (Array.isArray(x)) return arrayText(x);
+      const t = x instanceof Date ? x.toISOString() : typeof x === 'object' && !Buffer.isBuffer(x) ? JSON.stringify(x) : Buffer.isBuffer(x) ? `\\x${x.toString('hex')}` : String(x);
+      return `"${t.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+    })
+    .join(',')}}`;
+}
+
+/**
+ * A parameter as an SQL literal of unknown type, the way PostgreSQL takes an untyped parameter: a quoted string
+ * (its type comes from where it stands), NULL for null. Dates as ISO (UTC), arrays as array text, objects as JSON.
+ */
+export function sqlLiteral(v: unknown): string {
+  if (v === null || v === undefined) return 'NULL';
+  if (typeof v === 'string') {
+    if (v.includes('\0')) throw new BadOpArgs('a string with a NUL character');
+    return pg.escapeLiteral(v);
+  }
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new BadOpArgs(`a number PostgreSQL cannot take: ${v}`);
+    return `'${String(v)}'`;
+  }
+  if (typeof v === 'boolean' || typeof v === 'bigint') return `'${String(v)}'`;
+  if (v instanceof Date) {
+    if (Number.isNaN(v.getTime())) throw new BadOpArgs('an invalid Date');
+    return `'${v.toISOString()}'`;
+  }
+  if (Buffer.isBuffer(v)) return `'\\x${v.toString('hex')}'`;
+  if (Array.isArray(v)) return pg.escapeLiteral(arrayText(v));
+  return pg.escapeLiteral(JSON.stringify(v));
+}
+
+const PLACEHOLDER = /\$(\d+)/g;
+
+/** a compiled query with its parameters written in as literals (null when its text is not safe to rewrite) */
+export function inlineQuery(q: CompiledQuery): string | null {
+  // sure only when every $ in the text is a placeholder: none in a quoted string, no dollar quoting
+  if (/\$(?!\d)/.test(q.sql) || (q.sql.match(/'(?:[^']|'')*'|"(?:[^"]|"")*"/g) ?? []).some((x) => x.includes('$'))) return null;
+  const params = q.parameters;
+  let bad = false;
+  const text = q.sql.replace(PLACEHOLDER, (_, n: string) => {
+    const i = Number(n) - 1;
+    if (i < 0 || i >= params.length) {
+      bad = true;
+      return '';
+    }
+    return sqlLiteral(params[i]);
+  });
+  return bad ? null : text;
+}
+
+/**
+ * The record ops' batch applier: every entry's statements, parameters written in, sent as ONE simple query.
+ * PostgreSQL runs a multi-statement simple query as one transaction: all of the entries apply, with their
+ * markers, or none does (and the outbox tries each alone). One round trip instead of one per entry.
+ */
+export async function applyRecordBatch(db: Db, items: Array<BatchItem<Db>>): Promise<void> {
+  const sink: CompiledQuery[] = [];
+  const cap = capturingDb(sink);
+  for (const it of items) await it.def.run(cap, it.args, it.ctx);
+  if (sink.length === 0) return;
+  if (sink.length === 1) {
+    await db.executeQuery(sink[0]!);
+    return;
+  }
+  const texts = sink.map(inlineQuery);
+  if (texts.some((x) => x === null)) {
+    // not rewritable (never for the ops above): one statement at a time, in one transaction
+    await db.transaction().execute(async (trx) => {
+      for (const q of sink) await trx.executeQuery(q);
+    });
+    return;
+  }
+  await sql.raw(texts.join(';\n')).execute(db);
+}
 
 /** outbox_applied rows older than this are pruned: an entry replayed later than that could apply twice (logged) */
 export const MARKER_RETENTION_DAYS = 7;

@@ -21,7 +21,8 @@ import t from 'tap';
 import { CallRecordWriter } from '../../src/calls/call-record.js';
 import { createDb, ensureDatabase, withQueryDeadline, type Db } from '../../src/db/db.js';
 import { Outbox, markerTransaction, outboxMetrics, uuidv7, type OutboxOptions } from '../../src/db/outbox.js';
-import { installedRecordOutbox, recordOps, recordOutbox, startRecordOutbox, type RecordOp, type RecordOpArgs } from '../../src/db/record-ops.js';
+import { OpRegistry } from '../../src/db/outbox.js';
+import { applyRecordBatch, installedRecordOutbox, recordOps, recordOutbox, startRecordOutbox, type RecordOp, type RecordOpArgs } from '../../src/db/record-ops.js';
 import { Registry } from '../../src/metrics/metrics.js';
 import { startVoicemail } from '../../src/voicemail/voicemails.repo.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
@@ -355,6 +356,118 @@ t.test('every record op: its SQL applies, and a second try of the same entry cha
   t.same(recs, [{ name: `call-${callId}`, call_type: 'inbound', status: 'recording', started_at: at }], 'one recording row, the first');
   // an anonymous number cannot be called back: nothing, and no error
   await recordOps.get('callback.request')!.run(db, { number: 'anonymous', callId, queue: null, reason: 'abandoned' }, { id: uuidv7(), at });
+});
+
+/** the record ops, with their batches counted (entries per batch) */
+function countingOps(batches: number[]): OpRegistry<Db> {
+  const ops = new OpRegistry<Db>();
+  for (const name of recordOps.names()) {
+    const d = recordOps.get(name)!;
+    ops.register(name, d.gate, d.run);
+  }
+  return ops.batchWith(async (d, items) => {
+    batches.push(items.length);
+    await applyRecordBatch(d, items);
+  });
+}
+
+/** values that the parameters carried as they were: quotes, backslashes, $n, braces, commas, NUL-free unicode, JSON */
+const TRICKY = ["it's", 'say "hi"', 'back\\slash \\x00', '$1 $2 $$ $tag$', 'x,y', '{z}', '中文 😀', 'a\nb', '', 'NULL'];
+
+t.test('batched: every record op in one round trip, the same batch again changes nothing, values arrive as parameters would carry them', async (t) => {
+  const callId = randomUUID();
+  const number = `1320000${String(Date.now() % 10000).padStart(4, '0')}`;
+  const agentId = `6${String(Date.now()).slice(-5)}`;
+  const voicemailId = await startVoicemail(direct, { callId: null, caller: number, line: '12345', language: 'zh', reason: 'ivr', recordingName: `vm-${callId}`, startedAt: new Date() });
+  const at = new Date(Date.UTC(2026, 11, 7, 1, 2, 3, 456));
+  const data = { tricky: TRICKY, nested: { a: [1, 'x', null, 2.5], b: true, q: TRICKY.join('|') }, n: -0.125 };
+  const items = (
+    [
+      ['call.insert', newCall(callId, number)],
+      ['call.update', { id: callId, patch: { queue: TRICKY[0]!, queued_at: at, ivr_path: TRICKY, wait_seconds: 12.25, survey_satisfied: false } }],
+      ['call.event', { callId, at, type: TRICKY[3]!, data }],
+      ['call.addAgent', { callId, agentId }],
+      ['voicemail.finish', { id: voicemailId, status: 'saved', durationSeconds: 7 }],
+      ['callback.request', { number, callId, queue: 'general', reason: 'abandoned' }],
+      ['survey.credit', { callId, agents: [agentId, `${agentId}9`], line: '12345', score: 2, scale: 3, satisfied: false, at }],
+      ['agentState.log', { agentId, at, from: 'ready', to: 'reserved', reason: TRICKY[1]!, callId, actor: null }],
+      ['recording.start', { callId, name: `call-${callId}`, callType: 'inbound', startedAt: at }],
+    ] as Array<[RecordOp, unknown]>
+  ).map(([op, args]) => ({ def: recordOps.get(op)!, args, ctx: { id: uuidv7(), at } }));
+  await applyRecordBatch(db, items);
+  await applyRecordBatch(db, items); // the same entries again (a replay after a timeout that did commit)
+  const call = await direct.selectFrom('calls').selectAll().where('id', '=', callId).executeTakeFirstOrThrow();
+  t.equal(call.queue, TRICKY[0]);
+  t.same(call.ivr_path, TRICKY, 'a text[] with quotes, backslashes, braces, commas, an empty string and "NULL" (not null)');
+  t.equal(call.queued_at?.getTime(), at.getTime(), 'the timestamp to the millisecond');
+  t.equal(Number(call.wait_seconds), 12.25);
+  t.equal(call.survey_satisfied, false);
+  t.same(call.agents, [agentId], 'the agent once');
+  const events = await direct.selectFrom('call_events').select(['type', 'data', 'at']).where('call_id', '=', callId).execute();
+  t.equal(events.length, 1, 'the event once');
+  t.equal(events[0]!.type, TRICKY[3]);
+  t.same(events[0]!.data, data, 'the JSON as it was');
+  t.equal(events[0]!.at.getTime(), at.getTime());
+  t.equal((await direct.selectFrom('callbacks').select('id').where('call_id', '=', callId).execute()).length, 1, 'one callback');
+  t.equal((await direct.selectFrom('survey_results').select('agent_id').where('call_id', '=', callId).execute()).length, 2);
+  const states = await direct.selectFrom('agent_state_log').select(['to_state', 'reason']).where('agent_id', '=', agentId).execute();
+  t.same(states, [{ to_state: 'reserved', reason: TRICKY[1] }], 'the state once');
+  const vm = await direct.selectFrom('voicemails').select('status').where('id', '=', voicemailId).executeTakeFirstOrThrow();
+  t.equal(vm.status, 'saved');
+  t.equal((await direct.selectFrom('recordings').select('name').where('call_id', '=', callId).execute()).length, 1);
+
+  // all or nothing: a batch whose last entry PostgreSQL refuses applies none of them
+  const other = randomUUID();
+  await t.rejects(
+    applyRecordBatch(db, [
+      { def: recordOps.get('call.insert')!, args: newCall(other, '13200000002'), ctx: { id: uuidv7(), at } },
+      { def: recordOps.get('call.event')!, args: { callId: 'not-a-uuid', at, type: 'bad', data: {} }, ctx: { id: uuidv7(), at } },
+    ]),
+  );
+  t.equal((await direct.selectFrom('calls').select('id').where('id', '=', other).execute()).length, 0, 'the good entry of a refused batch did not apply either');
+});
+
+t.test('the outbox batches the writes of one moment across calls; an entry PostgreSQL refuses fails alone', async (t) => {
+  const batches: number[] = [];
+  const dir = tmp();
+  const outbox = await Outbox.open(outboxOpts(dir, { ops: countingOps(batches) }));
+  t.teardown(() => outbox.close());
+  const calls = Array.from({ length: 20 }, () => randomUUID());
+  const writers = calls.map((id) => new CallRecordWriter(db, id, log, outbox));
+  writers.forEach((w, i) => w.write('call.insert', newCall(calls[i]!, `1310000${String(i).padStart(4, '0')}`)));
+  for (let k = 1; k <= 8; k++) {
+    writers.forEach((w) => w.event(`step-${k}`, { k }));
+    if (k === 4) writers.forEach((w) => w.update({ ivr_path: ['menu'] }));
+  }
+  writers.forEach((w) => w.update({ ivr_path: ['menu', 'general'], disposition: 'answered' }));
+  await Promise.all(writers.map((w) => w.flushed()));
+  t.equal(outbox.depth(), 0, 'straight to PostgreSQL');
+  t.equal(batches.reduce((a, b) => a + b, 0), 220, 'every write went in a batch');
+  t.ok(batches.length <= 4, `220 writes in ${batches.length} round trips (${batches.join(', ')})`);
+  for (const id of calls) t.same(await eventsOf(id), [1, 2, 3, 4, 5, 6, 7, 8].map((k) => `step-${k}`), 'eight events, once each, in order');
+  const rows = await direct.selectFrom('calls').select(['ivr_path', 'disposition']).where('id', 'in', calls).execute();
+  t.ok(rows.length === 20 && rows.every((r) => r.disposition === 'answered' && r.ivr_path.join('/') === 'menu/general'), 'the updates applied in order (the last one wins)');
+
+  // one moment's writes of five calls, one of them refused by PostgreSQL: the other four apply at once, the
+  // refused one is retried and set aside, the write behind it in its stream still applies
+  const more = Array.from({ length: 5 }, () => randomUUID());
+  const ws = more.map((id) => new CallRecordWriter(db, id, log, outbox));
+  ws.forEach((w, i) => w.write('call.insert', newCall(more[i]!, `1310001${String(i).padStart(4, '0')}`)));
+  await Promise.all(ws.map((w) => w.flushed()));
+  batches.length = 0;
+  ws.forEach((w, i) => {
+    if (i === 2) outbox.write(more[2]!, 'call.event', { callId: 'not-a-uuid', at: new Date(), type: 'bad', data: {} });
+    w.event('good');
+  });
+  await Promise.all(ws.map((w) => w.flushed()));
+  t.ok(batches.length >= 2, 'the poisoned batch was tried, then each call\'s group alone');
+  for (const [i, id] of more.entries()) {
+    if (i !== 2) t.same(await eventsOf(id), ['good'], 'a call beside the refused entry wrote straight');
+  }
+  t.ok(await outbox.drained(20_000), 'the refused entry left the outbox (set aside)');
+  t.same(await eventsOf(more[2]!), ['good'], 'the write behind the refused one, in its stream');
+  const rejected = readdirSync(dir).filter((f) => f.endsWith('.rejected'));
+  t.equal(rejected.length, 1, 'the refused entry is kept aside');
 });
 
 t.test('the service\'s outbox: installed for writers made without one; an unusable directory stops start-up with one line', async (t) => {
