@@ -98,7 +98,7 @@ export async function startService(config: Readonly<Config>, log: Logger, option
   if (applied.length) log.info({ applied }, 'migrations applied');
   // record writes of calls and agent states: straight to PostgreSQL, or through the local outbox while it is away;
   // what a crashed process left there is replayed now
-  const outbox = await startRecordOutbox({ db, dir: config.outbox.dir, databaseUrl: config.databaseUrl, directTimeoutMs: config.outbox.directTimeoutMs, log });
+  const outbox = await startRecordOutbox({ db, dir: config.outbox.dir, databaseUrl: config.databaseUrl, directTimeoutMs: config.outbox.directTimeoutMs, batchMs: config.outbox.batchMs, log });
   // SMS: a broken templates file stops start-up here; the SMSC session binds in the background (none needed to start)
   const sms = createSmsService({ db, gateway: new SmppGateway({ ...config.smpp, log }), templates: createSmsTemplates(config.sms.templatesFile, log), bulkMax: config.sms.bulkMax, log });
   await sms.start();
@@ -414,7 +414,8 @@ function createServiceMetrics(deps: { ari: AriAdapter; calls: CallRouter; engine
     const counts = new Map<string, number>();
     for (const [, state] of (await pipe.exec()) ?? []) if (typeof state === 'string') counts.set(state, (counts.get(state) ?? 0) + 1);
     byState = [...counts].map(([state, n]) => [{ state }, n]);
-    waiting = await Promise.all(queues.all().map(async (q): Promise<[Record<string, string>, number]> => [{ queue: q.id }, (await engine.waiting(q.id)).length]));
+    const inLine = await engine.waitingIds(queues.all().map((q) => q.id));
+    waiting = queues.all().map((q): [Record<string, string>, number] => [{ queue: q.id }, inLine.get(q.id)?.length ?? 0]);
   };
   return {
     render: async () => {

@@ -74,7 +74,11 @@ export interface AcdEngine {
   restoreAgent(agentId: string, skills: Record<string, number>, endpoint: string, live: { state: AgentState; reason: string | null; since: number; callId: string | null }): Promise<boolean>;
   removeAgent(agentId: string): Promise<void>;
   getAgent(agentId: string): Promise<AgentLive | null>;
-  listAgents(): Promise<AgentLive[]>;
+  /**
+   * every agent's live state. maxAgeMs: a read made (or in flight) that recently may be shared (the live view,
+   * statistics and wallboard read it together every tick: one read of all agents, not one each); default fresh.
+   */
+  listAgents(opts?: { maxAgeMs?: number }): Promise<AgentLive[]>;
   /** atomic check-and-set along AGENT_TRANSITIONS; throws IllegalAgentTransition (or AgentNotFound) */
   transition(agentId: string, to: AgentState, opts?: TransitionOptions): Promise<TransitionResult>;
 
@@ -91,6 +95,10 @@ export interface AcdEngine {
   /** 1-based position in its queue, null when not waiting */
   position(queue: string, callId: string): Promise<number | null>;
   waiting(queue: string): Promise<WaitingCall[]>;
+  /** the ids waiting in each of these queues, in order: one round trip for all of them */
+  waitingIds(queues: string[]): Promise<Map<string, string[]>>;
+  /** the calls waiting in each of these queues, in order: two round trips for all of them */
+  waitingMany(queues: string[]): Promise<Map<string, WaitingCall[]>>;
 
   /** called (in every process sharing the Redis) whenever an agent becomes ready; returns unsubscribe */
   onAgentReady(listener: (agentId: string) => void): () => void;

@@ -6,7 +6,8 @@ import { estimateWaitSeconds } from './estimate.js';
 import type { QueueConfig, QueuesConfigStore } from './queues.config.js';
 
 export interface QueueStatsService {
-  all(only?: string[]): Promise<
+  /** agentsMaxAgeMs: share a read of the agents that recent (engine.listAgents); default fresh (the REST API) */
+  all(only?: string[], opts?: { agentsMaxAgeMs?: number }): Promise<
     Array<{
       name: string;
       title: string;
@@ -27,13 +28,13 @@ const serves = (q: QueueConfig, a: AgentLive) => q.stages[0]!.needs.some((n) => 
 
 export function createQueueStats(deps: { db: Db; engine: AcdEngine; queues: QueuesConfigStore; defaultHandleSeconds: number }): QueueStatsService {
   return {
-    async all(only) {
+    async all(only, opts) {
       const qs = deps.queues.all().filter((q) => !only || only.includes(q.id));
-      const [agents, today] = await Promise.all([deps.engine.listAgents(), todayCounts(deps.db, qs)]);
+      const [agents, today, waitingOf] = await Promise.all([deps.engine.listAgents({ maxAgeMs: opts?.agentsMaxAgeMs }), todayCounts(deps.db, qs), deps.engine.waitingMany(qs.map((q) => q.id))]);
       const now = Date.now();
       return Promise.all(
         qs.map(async (q) => {
-          const waiting = await deps.engine.waiting(q.id);
+          const waiting = waitingOf.get(q.id) ?? [];
           const byState: Record<string, number> = {};
           for (const a of agents) if (serves(q, a)) byState[a.state] = (byState[a.state] ?? 0) + 1;
           const staffed = agents.filter((a) => serves(q, a) && ['ready', 'reserved', 'on_call', 'wrap_up'].includes(a.state)).length;

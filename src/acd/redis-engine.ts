@@ -103,6 +103,31 @@ export function createRedisEngine(deps: { redis: Redis; subscriber: Redis; keys:
     return raws.filter((r): r is string => r != null).map((r) => JSON.parse(r) as WaitingCall);
   }
 
+  /** the last read of every agent (listAgents' maxAgeMs): when it started, and its result */
+  let lastList: { at: number; result: Promise<AgentLive[]> } | null = null;
+  async function readAgents(): Promise<AgentLive[]> {
+    const ids = (await redis.smembers(keys.acdAgents())).sort();
+    if (ids.length === 0) return [];
+    const pipe = redis.pipeline();
+    for (const id of ids) pipe.hgetall(keys.acdAgent(id));
+    const rows = (await pipe.exec()) ?? [];
+    return ids.map((id, i) => toAgent(id, (rows[i]?.[1] ?? {}) as Record<string, string>)).filter((a): a is AgentLive => a !== null);
+  }
+
+  async function waitingIds(queues: string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    if (queues.length === 0) return out;
+    const pipe = redis.pipeline();
+    for (const q of queues) pipe.zrange(keys.acdWaiting(q), '0', '-1');
+    const res = (await pipe.exec()) ?? [];
+    queues.forEach((q, i) => {
+      const [err, ids] = res[i] ?? [new Error('no reply'), null];
+      if (err) throw err;
+      out.set(q, (ids as string[] | null) ?? []);
+    });
+    return out;
+  }
+
   // pub/sub: one SUBSCRIBE while anyone listens; ioredis re-subscribes by itself after a reconnect
   const listeners = new Set<(agentId: string) => void>();
   const onMessage = (ch: string, agentId: string) => {
@@ -160,13 +185,15 @@ export function createRedisEngine(deps: { redis: Redis; subscriber: Redis; keys:
       return toAgent(agentId, await redis.hgetall(keys.acdAgent(agentId)));
     },
 
-    async listAgents() {
-      const ids = (await redis.smembers(keys.acdAgents())).sort();
-      if (ids.length === 0) return [];
-      const pipe = redis.pipeline();
-      for (const id of ids) pipe.hgetall(keys.acdAgent(id));
-      const rows = (await pipe.exec()) ?? [];
-      return ids.map((id, i) => toAgent(id, (rows[i]?.[1] ?? {}) as Record<string, string>)).filter((a): a is AgentLive => a !== null);
+    listAgents(opts) {
+      const now = Date.now();
+      if (opts?.maxAgeMs && lastList && now - lastList.at <= opts.maxAgeMs) return lastList.result.then((list) => list.map((a) => ({ ...a, skills: { ...a.skills } })));
+      const result = readAgents();
+      lastList = { at: now, result };
+      result.catch(() => {
+        if (lastList?.result === result) lastList = null;
+      });
+      return result.then((list) => list.map((a) => ({ ...a, skills: { ...a.skills } })));
     },
 
     async transition(agentId, to, opts = {}) {
@@ -225,6 +252,27 @@ export function createRedisEngine(deps: { redis: Redis; subscriber: Redis; keys:
 
     async waiting(queue) {
       return loadCalls(queue, await redis.zrange(keys.acdWaiting(queue), '0', '-1'));
+    },
+
+    waitingIds,
+
+    async waitingMany(queues) {
+      const ids = await waitingIds(queues);
+      const all = queues.flatMap((q) => (ids.get(q) ?? []).map((id) => [q, id] as const));
+      const out = new Map<string, WaitingCall[]>(queues.map((q) => [q, []]));
+      if (all.length === 0) return out;
+      const raws = await redis.mget(all.map(([q, id]) => keys.acdWaitingCall(q, id)));
+      const stale = redis.pipeline();
+      let nStale = 0;
+      all.forEach(([q, id], i) => {
+        const r = raws[i];
+        if (r == null) {
+          stale.zrem(keys.acdWaiting(q), id);
+          nStale++;
+        } else out.get(q)!.push(JSON.parse(r) as WaitingCall);
+      });
+      if (nStale > 0) await stale.exec();
+      return out;
     },
 
     onAgentReady(listener) {

@@ -29,7 +29,17 @@ export function startCallbackDialer(deps: {
   let running = false;
   let again = false;
 
-  async function tick(): Promise<void> {
+  /** queues a stand-in was seen in at the last full look (stand-ins are put where ticketCallbacks is 'agent' or a callback is offered) */
+  let seenIn = new Set<string>();
+  let full = true;
+
+  /**
+   * every: look at every queue (the 1-second timer); else (an agent is ready, after every call) only at the queues
+   * that can hold stand-ins (agent ticket callbacks, a callback offer) or held one at the last full look: a call's
+   * end costs one small round trip, not a look at every queue. The waiting ids come in one round trip.
+   */
+  async function tick(every: boolean): Promise<void> {
+    if (every) full = true;
     if (running) {
       again = true;
       return;
@@ -38,9 +48,16 @@ export function startCallbackDialer(deps: {
     try {
       do {
         again = false;
-        for (const q of deps.queues.all()) {
-          for (const w of await deps.engine.waiting(q.id)) {
-            if (!w.callId.startsWith(STAND_IN)) continue;
+        const all = full;
+        full = false;
+        const queues = deps.queues.all().filter((q) => all || q.ticketCallbacks === 'agent' || q.callbackOffer || seenIn.has(q.id));
+        if (queues.length === 0) continue;
+        const ids = await deps.engine.waitingIds(queues.map((q) => q.id));
+        if (all) seenIn = new Set(queues.filter((q) => (ids.get(q.id) ?? []).some((id) => id.startsWith(STAND_IN))).map((q) => q.id));
+        for (const q of queues) {
+          for (const callId of ids.get(q.id) ?? []) {
+            if (!callId.startsWith(STAND_IN)) continue;
+            const w = { callId };
             const agentId = await deps.engine.claim(q.id, w.callId);
             if (!agentId) continue;
             deps.agentStates.reserved(agentId, w.callId);
@@ -61,7 +78,7 @@ export function startCallbackDialer(deps: {
             );
           }
         }
-      } while (again);
+      } while (again || full);
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'callback dialer tick failed');
     } finally {
@@ -69,9 +86,9 @@ export function startCallbackDialer(deps: {
     }
   }
 
-  const timer = setInterval(() => void tick(), deps.intervalMs ?? 1000);
+  const timer = setInterval(() => void tick(true), deps.intervalMs ?? 1000);
   timer.unref();
-  const unsubscribe = deps.engine.onAgentReady(() => void tick());
+  const unsubscribe = deps.engine.onAgentReady(() => void tick(false));
   return () => {
     clearInterval(timer);
     unsubscribe();

@@ -24,7 +24,7 @@ export interface Config {
    * the record outbox (src/db/outbox.ts): record writes PostgreSQL does not take within directTimeoutMs are kept
    * in files under dir (OUTBOX_DIR) and replayed when it answers; a restarted process replays what is left there
    */
-  outbox: { dir: string; directTimeoutMs: number };
+  outbox: { dir: string; directTimeoutMs: number; batchMs: number };
   redisUrl: string;
   /** prefix of every Redis key and BullMQ queue of this deployment */
   redisPrefix: string;
@@ -190,6 +190,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     outbox: Object.freeze({
       dir: path.resolve(str(env, 'OUTBOX_DIR', nodeEnv === 'production' ? '/var/lib/hotline/outbox' : path.join(os.tmpdir(), 'hotline-outbox'))),
       directTimeoutMs: int(env, 'OUTBOX_DIRECT_TIMEOUT_MS', 2000, 100, 30000),
+      batchMs: int(env, 'OUTBOX_BATCH_MS', 10, 0, 1000),
     }),
     redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
     redisPrefix: str(env, 'REDIS_PREFIX', 'hotline'),

@@ -325,6 +325,11 @@ export interface OutboxOptions<D> {
   retryMaxMs?: number;
   /** how many streams are replayed at once (each in order) */
   replayConcurrency?: number;
+  /**
+   * group commit: record writes made within this many ms go to PostgreSQL in one round trip (0: those of the same
+   * turn of the event loop). A write reaches PostgreSQL up to this much later; nothing waits on it.
+   */
+  batchMs?: number;
   /** this process's files are touched this often; another process's file untouched for staleMs is an orphan */
   heartbeatMs?: number;
   staleMs?: number;
@@ -382,6 +387,7 @@ export class Outbox<D = Db> {
   private readonly tag: string;
   private readonly boot = randomBytes(4).toString('hex');
   private readonly directTimeoutMs: number;
+  private readonly batchMs: number;
   private readonly replayTimeoutMs: number;
   private readonly retryMinMs: number;
   private readonly retryMaxMs: number;
@@ -423,6 +429,7 @@ export class Outbox<D = Db> {
     this.log = opts.log.child({ module: 'outbox' });
     this.tag = databaseTag(opts.database);
     this.directTimeoutMs = opts.directTimeoutMs ?? 2000;
+    this.batchMs = opts.batchMs ?? 0;
     this.replayTimeoutMs = opts.replayTimeoutMs ?? 5000;
     this.retryMinMs = opts.retryMinMs ?? 1000;
     this.retryMaxMs = opts.retryMaxMs ?? 5000;
@@ -636,19 +643,25 @@ export class Outbox<D = Db> {
   private batchQueue: Array<{ entries: OutboxEntry[]; resolve: () => void; reject: (err: unknown) => void }> = [];
   private batchScheduled = false;
 
-  /** entries of this moment (this turn of the event loop), applied together in one round trip */
+  /** entries of this moment (this turn of the event loop, or the batchMs window), applied together in one round trip */
   private batched(entries: OutboxEntry[]): Promise<void> {
     return new Promise((resolve, reject) => {
       this.batchQueue.push({ entries, resolve, reject });
       if (this.batchScheduled) return;
       this.batchScheduled = true;
-      setImmediate(() => this.runBatches());
+      if (this.batchMs > 0) setTimeout(() => this.runBatches(), this.batchMs);
+      else setImmediate(() => this.runBatches());
     });
   }
 
   private runBatches(): void {
     this.batchScheduled = false;
     const jobs = this.batchQueue.splice(0);
+    if (this.crashed) {
+      // a dead process writes nothing more (what it accepted is in its file)
+      for (const j of jobs) j.reject(new Error('the outbox has stopped'));
+      return;
+    }
     while (jobs.length > 0) {
       const batch = [jobs.shift()!];
       let n = batch[0]!.entries.length;

@@ -90,8 +90,9 @@ export class LiveView {
     return rows;
   }
 
-  async agents(): Promise<AgentBoardRow[]> {
-    const [live, today] = await Promise.all([this.deps.engine.listAgents(), this.todayByAgent()]);
+  /** maxAgeMs: a read of the agents that recent may be shared (engine.listAgents); default fresh */
+  async agents(maxAgeMs = 0): Promise<AgentBoardRow[]> {
+    const [live, today] = await Promise.all([this.deps.engine.listAgents({ maxAgeMs }), this.todayByAgent()]);
     const now = Date.now();
     return live
       .map((a) => {
@@ -115,7 +116,8 @@ export class LiveView {
   }
 
   async snapshot(): Promise<LiveSnapshot> {
-    const [queues, agents] = await Promise.all([this.deps.queueStats.all(), this.agents()]);
+    // the queue figures and the agent board read the agents once, together (a read of the last 100 ms is shared)
+    const [queues, agents] = await Promise.all([this.deps.queueStats.all(undefined, { agentsMaxAgeMs: 100 }), this.agents(100)]);
     return { at: new Date().toISOString(), queues, agents };
   }
 

@@ -98,7 +98,7 @@ export function maskPhone(number: string | null | undefined): string | null {
 
 export interface WallboardDeps {
   db: Db;
-  engine: Pick<AcdEngine, 'waiting' | 'listAgents'>;
+  engine: Pick<AcdEngine, 'waitingMany' | 'listAgents'>;
   queues: Pick<QueuesConfigStore, 'all'>;
   queueStats: QueueStatsService;
   redis: Redis;
@@ -123,8 +123,9 @@ export class WallboardService {
     const to = localDayStart(w.year, w.month, w.day, 1);
     const day = `${w.year}-${String(w.month).padStart(2, '0')}-${String(w.day).padStart(2, '0')}`;
     const [queues, agents, today, forecast, waiting] = await Promise.all([
-      this.deps.queueStats.all(),
-      this.deps.engine.listAgents(),
+      // a wall screen's figures: one read of the agents shared by the screens of the last half second
+      this.deps.queueStats.all(undefined, { agentsMaxAgeMs: 500 }),
+      this.deps.engine.listAgents({ maxAgeMs: 500 }),
       this.today(day, from, to),
       this.forecast(day, [w.year, w.month, w.day]),
       this.topWaiting(opts.top ?? 10, now),
@@ -246,7 +247,8 @@ export class WallboardService {
   /** the `top` longest-waiting calls over every queue, numbers masked */
   private async topWaiting(top: number, now: Date): Promise<WaitingCaller[]> {
     const qs = this.deps.queues.all();
-    const lists = await Promise.all(qs.map(async (q) => ({ q, calls: await this.deps.engine.waiting(q.id) })));
+    const waitingOf = await this.deps.engine.waitingMany(qs.map((q) => q.id));
+    const lists = qs.map((q) => ({ q, calls: waitingOf.get(q.id) ?? [] }));
     const all = lists.flatMap(({ q, calls }) => calls.map((c) => ({ q, c }))).sort((a, b) => a.c.enqueuedAt - b.c.enqueuedAt);
     const chosen = all.slice(0, top);
     if (chosen.length === 0) return [];

@@ -360,3 +360,27 @@ t.test('given two engines on separate connections racing for 200 reservations, t
   const left = await engines[0]!.redis.keys(keys.acdWaitingCall('*', '*'));
   t.same(left, [], 'no waiting-call data left behind');
 });
+
+t.test('waitingIds / waitingMany read several queues at once; listAgents with maxAgeMs shares a recent read, without it reads fresh', async (t) => {
+  const te = await fresh(t);
+  const { engine } = te;
+  await engine.enqueue(call('w1', 'qa', T0, RU1));
+  await engine.enqueue(call('w2', 'qa', T0 + 1, RU1));
+  await engine.enqueue(call('w3', 'qb', T0, EN1));
+  const ids = await engine.waitingIds(['qa', 'qb', 'qc']);
+  t.same([...ids], [['qa', ['w1', 'w2']], ['qb', ['w3']], ['qc', []]]);
+  const many = await engine.waitingMany(['qa', 'qb', 'qc']);
+  t.same(many.get('qa'), await engine.waiting('qa'), 'the same calls as one queue at a time');
+  t.same(many.get('qb'), await engine.waiting('qb'));
+  t.same(many.get('qc'), []);
+
+  await readyAgent(engine, 'm1', { ru: 1 }, T0);
+  const first = await engine.listAgents({ maxAgeMs: 60_000 });
+  t.same(first.map((a) => a.agentId), ['m1']);
+  await readyAgent(engine, 'm2', { ru: 1 }, T0);
+  t.same((await engine.listAgents({ maxAgeMs: 60_000 })).map((a) => a.agentId), ['m1'], 'a read younger than maxAgeMs is shared');
+  first[0]!.skills.ru = 99;
+  t.equal((await engine.listAgents({ maxAgeMs: 60_000 }))[0]!.skills.ru, 1, 'each caller gets its own copy');
+  t.same((await engine.listAgents()).map((a) => a.agentId), ['m1', 'm2'], 'without maxAgeMs: fresh');
+  t.same((await engine.listAgents({ maxAgeMs: 60_000 })).map((a) => a.agentId), ['m1', 'm2'], 'and the fresh read is the one shared next');
+});

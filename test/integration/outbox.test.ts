@@ -470,6 +470,23 @@ t.test('the outbox batches the writes of one moment across calls; an entry Postg
   t.equal(rejected.length, 1, 'the refused entry is kept aside');
 });
 
+t.test('group commit: writes of different moments within OUTBOX_BATCH_MS share one round trip', async (t) => {
+  const batches: number[] = [];
+  const outbox = await Outbox.open(outboxOpts(tmp(), { ops: countingOps(batches), batchMs: 150 }));
+  t.teardown(() => outbox.close());
+  const calls = Array.from({ length: 5 }, () => randomUUID());
+  const writers = calls.map((id) => new CallRecordWriter(db, id, log, outbox));
+  // five calls arrive 10 ms apart: five turns of the event loop, one window
+  for (const [i, w] of writers.entries()) {
+    w.write('call.insert', newCall(calls[i]!, `1300000${String(i).padStart(4, '0')}`));
+    w.event('arrived');
+    await sleep(10);
+  }
+  await Promise.all(writers.map((w) => w.flushed()));
+  t.same(batches, [10], 'ten writes of five moments in one round trip');
+  for (const id of calls) t.same(await eventsOf(id), ['arrived']);
+});
+
 t.test('the service\'s outbox: installed for writers made without one; an unusable directory stops start-up with one line', async (t) => {
   const dir = tmp();
   const outbox = await startRecordOutbox({ db, dir, databaseUrl: proxiedUrl, log, directTimeoutMs: 1000, retryMinMs: 200, retryMaxMs: 500 });
