@@ -4,8 +4,12 @@
  * and the same SIPp agent phones. Method and caveats: docs/benchmarks.md.
  *
  * Order: quick A B; full A B A B. Before each run Asterisk is restarted and must have zero channels;
- * after each run the channels must drain to zero. Results: bench/results/<timestamp>/summary.{md,json}
- * and raw/ (every SIPp artefacts directory: stat.csv, messages.log, errors.log, command.txt, ...).
+ * after each run the channels must drain to zero. Each run: warm-up, P2 plateaus of concurrent calls, the P1
+ * call-rate ramp (stops after a step with > 1 % failed calls or retransmissions > 0.5 % of its calls), P1's hold
+ * step (90 % of the highest passing rate, sustained: the cps figure), and (full only) the P3 soak at 70 % of the
+ * P2 ceiling. B's steps also count PostgreSQL transactions and Redis commands per call (openProbe).
+ * Results: bench/results/<timestamp>/summary.{md,json} and raw/ (every SIPp artefacts directory: stat.csv,
+ * messages.log, errors.log, command.txt, ...).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
@@ -15,6 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { phoneObjects } from '../src/agents/agents.provisioning.js';
 import { runSipp, startSipp, type SippResult } from '../test/sipp/sipp.js';
 import { createReadyAgent, writeQueuesFile } from '../test/helpers/acd.js';
@@ -49,23 +54,61 @@ const SVC_URL = `http://127.0.0.1:${SVC_PORT}`;
 const AGENT_PORT = 5290;
 const REDIS_PREFIX = 'hotline-bench';
 const DB_NAME = 'hotline_bench';
+/** the service's database (B's DATABASE_URL); the bench reads pg_stat_database through the same settings */
+const DATABASE_URL = `postgres://postgres@127.0.0.1:5432/${DB_NAME}`;
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const B_NUMBER = '12345';
 const WELCOME_MS = 1000;
 const TALK_MS = 3000; // P1: caller hangs up 3 s after its digit: ~4 s calls, ~2.4 s of them with the agent
 const RING_MS = 1000; // agent phones answer after 1 s (the issue)
 
 interface Profile {
+  /** P1 call rates (cps), each for stepSeconds, until a step fails (stepFailure) */
   ramp: number[];
   stepSeconds: number;
+  /** P1's sustained step after the ramp: 90 % of the highest passing rate, for this long */
+  holdStepSeconds: number;
+  /**
+   * pause before the first ramp step and before the hold step, so PostgreSQL's statistics of the previous phase are
+   * in (a backend flushes its counters at most once a second and the last ones up to 10 s after it goes idle,
+   * PostgreSQL 15) and a failed step's overload is over. 0 in quick (its 5-minute budget): there the first step's
+   * pgXactsPerCall can carry up to ~1 s of the P2 plateau's end (a few %)
+   */
+  settleSeconds: number;
   plateaus: number[];
+  /** P2: how long each plateau is held */
   holdSeconds: number;
   soakSeconds: number;
   agents: number;
   order: Array<'A' | 'B'>;
 }
+// agents: one short call keeps an agent ~3.5 s (1 s ringing + ~2.4 s talk): 50 cps needs ~175 of them; all of them
+// are answered by the one SIPp UAS on AGENT_PORT (-l 5000)
 const PROFILE: Profile = quick
-  ? { ramp: [2, 4, 8, 12], stepSeconds: 15, plateaus: [40], holdSeconds: 15, soakSeconds: 0, agents: 60, order: ['A', 'B'] }
-  : { ramp: [2, 4, 8, 12, 16, 20, 25, 30], stepSeconds: 30, plateaus: [50, 100, 150], holdSeconds: 30, soakSeconds: 300, agents: 170, order: ['A', 'B', 'A', 'B'] };
+  ? { ramp: [2, 4, 8, 12], stepSeconds: 15, holdStepSeconds: 10, settleSeconds: 0, plateaus: [40], holdSeconds: 15, soakSeconds: 0, agents: 60, order: ['A', 'B'] }
+  : {
+      // A costs ~17 ms of Asterisk CPU per call on its one core: the ramp goes far enough for A to saturate too
+      ramp: [2, 4, 8, 12, 16, 20, 25, 30, 40, 50],
+      stepSeconds: 30,
+      holdStepSeconds: 60,
+      settleSeconds: 11,
+      plateaus: [50, 100, 150],
+      holdSeconds: 30,
+      soakSeconds: 300,
+      agents: 230,
+      order: ['A', 'B', 'A', 'B'],
+    };
+/** P1 stop criteria (the issue): a step fails with more than 1 % of its calls not successful ... */
+const MAX_FAILED_PCT = 1;
+/**
+ * ... or retransmissions above 0.5 % of its CALLS (SIPp's Retransmissions(C) / calls * 100). The denominator is
+ * the step's calls, not its SIP messages (~10 per call): stricter than "0.5 % of messages retransmitted"
+ */
+const MAX_RETRANS_PCT = 0.5;
+/** P1's hold step runs at this share of the highest passing ramp rate; P3 soaks at SOAK_SHARE of the P2 ceiling */
+const HOLD_SHARE = 0.9;
+const SOAK_SHARE = 0.7;
+const SOAK_MAX_CPS = 5;
 
 const stamp = new Date().toISOString().replace(/[:.]/g, '-').replace('T', '_').slice(0, 19);
 const OUT = path.join(REPO, 'bench', 'results', stamp);
@@ -139,7 +182,7 @@ async function startService(queuesFile: string, logFile: string, profileDir: str
     NODE_ENV: 'test',
     PORT: String(SVC_PORT),
     HOST: '127.0.0.1',
-    DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${DB_NAME}`,
+    DATABASE_URL,
     REDIS_PREFIX,
     QUEUES_FILE: queuesFile,
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
@@ -197,7 +240,7 @@ const ariRequests = (m: Record<string, number>) =>
   Object.entries(m).reduce((t, [k, v]) => (k.startsWith('hotline_ari_request_duration_seconds_count') ? t + v : t), 0);
 
 async function cleanRedis(): Promise<void> {
-  const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 2 });
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 2 });
   await redis.connect();
   let cursor = '0';
   do {
@@ -208,6 +251,63 @@ async function cleanRedis(): Promise<void> {
   redis.disconnect();
 }
 
+/**
+ * B's round trips to its stores, read before and after each P1 step and divided by the step's calls (the same n as
+ * cpuMsPerCall). A uses neither store: its figures are null.
+ * - PostgreSQL: xact_commit + xact_rollback of the bench database in pg_stat_database (through DATABASE_URL, the
+ *   service's own settings). A backend flushes these counters at most once a second and its last ones up to 10 s
+ *   after it goes idle (PostgreSQL 15's cumulative statistics), so a step's last second can be counted in the next
+ *   step (the sum over the steps is exact; PROFILE.settleSeconds). Includes the service's periodic work during the
+ *   step (sweeps, job schedulers), spread over the step's calls like its idle CPU, and the bench's own reading
+ *   (1 transaction per reading).
+ * - Redis: total_commands_processed of INFO stats. Redis serves nothing but the bench and the service during the
+ *   run, but the bench itself issues a few commands (1 INFO per reading; cleanRedis before the service starts) and
+ *   the service's periodic commands (agent sweeper, BullMQ workers) count too: noise, spread over the step's calls.
+ */
+interface RoundTripCounts {
+  pgXacts: number | null;
+  redisCommands: number | null;
+}
+interface Probe {
+  read(): Promise<RoundTripCounts>;
+  close(): Promise<void>;
+}
+async function openProbe(): Promise<Probe> {
+  const db = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 5000 });
+  db.on('error', (err) => say(`WARNING: round-trip probe, PostgreSQL: ${err.message}`));
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 2 });
+  redis.on('error', () => undefined); // a failed reading is null; ioredis reconnects by itself
+  const dbOk = await db.connect().then(
+    () => true,
+    (err: Error) => (say(`WARNING: no PostgreSQL for the round-trip counts (pgXactsPerCall will be null): ${err.message}`), false),
+  );
+  const redisOk = await redis.connect().then(
+    () => true,
+    (err: Error) => (say(`WARNING: no Redis for the round-trip counts (redisCommandsPerCall will be null): ${err.message}`), false),
+  );
+  return {
+    read: async () => ({
+      pgXacts: dbOk
+        ? await db
+            .query<{ n: string | null }>('select xact_commit + xact_rollback as n from pg_stat_database where datname = $1', [DB_NAME])
+            .then((r) => (r.rows[0]?.n == null ? null : Number(r.rows[0].n)), () => null)
+        : null,
+      redisCommands: redisOk
+        ? await redis.info('stats').then((text) => {
+            const m = /^total_commands_processed:(\d+)/m.exec(text);
+            return m ? Number(m[1]) : null;
+          }, () => null)
+        : null,
+    }),
+    close: async () => {
+      redis.disconnect();
+      if (dbOk) await db.end().catch(() => undefined);
+    },
+  };
+}
+const perCall = (before: number | null | undefined, after: number | null | undefined, n: number, digits = 1) =>
+  before === null || before === undefined || after === null || after === undefined ? null : round((after - before) / n, digits);
+
 // ---------------------------------------------------------------- one variant run
 
 interface StepResult {
@@ -217,6 +317,8 @@ interface StepResult {
   failed: number;
   failedPct: number;
   retransmissions: number;
+  /** retransmissions / calls * 100 (the stop criterion's figure: per call, not per SIP message) */
+  retransmissionsPct: number;
   setupMs: { p50: number | null; p99: number | null };
   dtmfToAgentMs: { p50: number | null; p99: number | null; joined: number };
   cpuMsPerCall: { asterisk: number | null; service: number | null };
@@ -224,7 +326,35 @@ interface StepResult {
   wsMessagesPerCall: number | null;
   ariRequestsPerCall: number | null;
   eventLoopDelayP99Ms: number | null;
+  /** B: PostgreSQL transactions per call (pg_stat_database xact_commit + xact_rollback; see openProbe); A: null */
+  pgXactsPerCall: number | null;
+  /** B: Redis commands per call (INFO stats total_commands_processed; see openProbe); A: null */
+  redisCommandsPerCall: number | null;
   artefacts: string;
+}
+/** why the P1 ramp stopped */
+type RampStop = 'failed' | 'retransmissions' | 'top step reached';
+interface SoakResult {
+  /** the P2 ceiling: the highest plateau with no failed call (else the lowest plateau) */
+  ceilingConcurrent: number;
+  /** round(SOAK_SHARE * ceilingConcurrent) */
+  targetConcurrent: number;
+  rate: number;
+  /** the callers' talk_ms: rate * (WELCOME_MS + talkMs) ≈ targetConcurrent */
+  talkMs: number;
+  seconds: number;
+  calls: number;
+  failed: number;
+  failedPct: number;
+  retransmissions: number;
+  /** ARI channel count sampled every 5 s during the soak (connected calls: 2 channels in A, 3 in B with its snoop) */
+  channels: { max: number; median: number | null };
+  /** B: the service's V8 heap used before and after the soak (minimum of 5 samples: the GC sawtooth's trough) */
+  heapKbStart: number | null;
+  heapKbEnd: number | null;
+  heapGrowthKb: number | null;
+  rssKbStart: { asterisk: number; service: number | null };
+  rssKbEnd: { asterisk: number; service: number | null };
 }
 interface PlateauResult {
   concurrent: number;
@@ -240,7 +370,10 @@ interface RunResult {
   idleHeapKb: number | null;
   plateaus: PlateauResult[];
   ramp: StepResult[];
-  soak?: { calls: number; failed: number; heapKbStart: number | null; heapKbEnd: number | null; rssKbStart: { asterisk: number; service: number | null }; rssKbEnd: { asterisk: number; service: number | null } };
+  rampStop: RampStop;
+  /** P1's hold step: HOLD_SHARE of the highest passing ramp rate for holdStepSeconds (null if the run broke before) */
+  hold: StepResult | null;
+  soak?: SoakResult;
   /** ms from the start of the digit (ACK + welcome pause) to the moment the service saw it (B, step 1), used to place the digit */
   dtmfOffsetMs: number | null;
   /** B: ms from the service's spawn to the start of the measured profiles (the CPU profile summary skips start-up) */
@@ -248,6 +381,8 @@ interface RunResult {
   leftoverChannels: number;
   /** raw joins kept for the DTMF figure: per step, [callerAck + welcome, agent INVITE] */
   joins: Array<Array<{ number: string; digitAt: number; agentAt: number }>>;
+  /** the same for the hold step */
+  holdJoins: Array<{ number: string; digitAt: number; agentAt: number }>;
 }
 
 interface Ctx {
@@ -256,11 +391,25 @@ interface Ctx {
   astPid: number;
   svc: Svc | null;
   agentLog: string;
+  /** B: PostgreSQL and Redis counters (openProbe); A: null */
+  probe: Probe | null;
 }
+
+/** a P1 step fails (and the ramp stops) on more than 1 % failed calls or retransmissions above 0.5 % of its calls */
+function stepFailure(s: StepResult): Exclude<RampStop, 'top step reached'> | null {
+  if (s.failedPct > MAX_FAILED_PCT) return 'failed';
+  if (s.retransmissionsPct > MAX_RETRANS_PCT) return 'retransmissions';
+  return null;
+}
+const passes = (s: StepResult) => stepFailure(s) === null;
+/** the highest ramp rate that passed both criteria; 0 when none did */
+const topPassedRate = (r: RunResult) => Math.max(0, ...r.ramp.filter(passes).map((s) => s.rate));
 
 const serviceCpu = async (ctx: Ctx) => (ctx.svc ? cpuMs(ctx.svc.pid) : 0);
 
 async function callers(ctx: Ctx, label: string, calls: number, rate: number, talkMs: number): Promise<{ res: SippResult; prefix: string }> {
+  // two digits: 139 + 100 + call number could repeat 139 + 10 + 0 + call number
+  if (runCounter > 99) throw new Error('more than 90 SIPp caller runs: the calling numbers would no longer be unique');
   const prefix = `139${runCounter++}`;
   const res = await runSipp({
     scenario: 'caller-dtmf',
@@ -322,9 +471,24 @@ async function runVariant(variant: 'A' | 'B', index: number): Promise<RunResult>
   }
 
   const phone = await startSipp({ scenario: 'agent-answer', localPort: AGENT_PORT, calls: 1_000_000, limit: 5000, vars: { ring_ms: String(RING_MS) }, timeoutSeconds: 3600, label: `${variant}${index}-agents` });
-  const ctx: Ctx = { variant, index, astPid, svc, agentLog: path.join(phone.artefactsDir, 'messages.log') };
-  const result: RunResult = { variant, index, idleRssKb: { asterisk: 0, service: null }, idleHeapKb: null, plateaus: [], ramp: [], dtmfOffsetMs: null, profileSkipMs: null, leftoverChannels: 0, joins: [] };
+  const ctx: Ctx = { variant, index, astPid, svc, agentLog: path.join(phone.artefactsDir, 'messages.log'), probe: null };
+  const result: RunResult = {
+    variant,
+    index,
+    idleRssKb: { asterisk: 0, service: null },
+    idleHeapKb: null,
+    plateaus: [],
+    ramp: [],
+    rampStop: 'top step reached',
+    hold: null,
+    dtmfOffsetMs: null,
+    profileSkipMs: null,
+    leftoverChannels: 0,
+    joins: [],
+    holdJoins: [],
+  };
   try {
+    if (svc) ctx.probe = await openProbe();
     // warm-up: a few calls so lazily loaded code and prompt files do not count as per-call memory
     say('warm-up: 5 calls');
     await callers(ctx, 'warmup', 5, 5, TALK_MS);
@@ -341,15 +505,30 @@ async function runVariant(variant: 'A' | 'B', index: number): Promise<RunResult>
     if (svc) result.profileSkipMs = Date.now() - svc.startedAt;
     // P2 first (ascending plateaus), so the ramp's high-water mark does not hide the memory per call
     for (const n of PROFILE.plateaus) result.plateaus.push(await plateau(ctx, n));
-    // P1: call-rate ramp until > 1 % failed
+    // P1: call-rate ramp until a step has > 1 % failed calls or retransmissions above 0.5 % of its calls
+    await settle('P1 ramp');
     for (const [i, rate] of PROFILE.ramp.entries()) {
-      const step = await rampStep(ctx, rate, i === 0 ? result : null);
+      const step = await rampStep(ctx, rate, PROFILE.stepSeconds, `p1-${rate}cps`, i === 0 ? result : null);
       result.ramp.push(step);
-      say(`P1 ${rate} cps: ${step.succeeded}/${step.calls} ok, ${step.retransmissions} retransmissions, CPU ms/call Asterisk ${step.cpuMsPerCall.asterisk} service ${step.cpuMsPerCall.service ?? 'n/a'}`);
-      if (step.failedPct > 1) break;
+      say(`P1 ${rate} cps: ${stepLine(step)}`);
+      const failure = stepFailure(step);
+      if (failure) {
+        result.rampStop = failure;
+        say(`P1 ramp stopped at ${rate} cps: ${failure === 'failed' ? `${step.failedPct} % of calls failed (> ${MAX_FAILED_PCT} %)` : `retransmissions ${step.retransmissionsPct} % of calls (> ${MAX_RETRANS_PCT} %)`}`);
+        break;
+      }
     }
+    if (result.rampStop === 'top step reached') say(`P1 ramp: top step (${PROFILE.ramp.at(-1)} cps) reached without failing`);
+    // P1 hold: 90 % of the highest passing rate, sustained (the cps figure when it passes)
+    const top = topPassedRate(result);
+    const holdRate = Math.max(1, Math.round(HOLD_SHARE * top));
+    await settle('P1 hold step');
+    say(`P1 hold step: ${holdRate} cps for ${PROFILE.holdStepSeconds} s (${top ? `${HOLD_SHARE * 100} % of ${top} cps, the highest passing ramp step` : 'no ramp step passed: the minimum'})`);
+    result.hold = await rampStep(ctx, holdRate, PROFILE.holdStepSeconds, `p1-hold-${holdRate}cps`, null);
+    say(`P1 hold ${holdRate} cps: ${stepLine(result.hold)} -> ${result.hold.failedPct <= MAX_FAILED_PCT ? 'held' : 'hold failed'}`);
     if (PROFILE.soakSeconds > 0) result.soak = await soak(ctx, result);
   } finally {
+    await ctx.probe?.close();
     await phone.stop(2000).catch(() => undefined);
     await cp(phone.artefactsDir, path.join(runDir, 'agents'), { recursive: true }).catch(() => undefined);
     result.leftoverChannels = await waitNoChannels(15_000);
@@ -366,8 +545,25 @@ async function runVariant(variant: 'A' | 'B', index: number): Promise<RunResult>
     result.joins.push(joins);
     step.dtmfToAgentMs = { p50: null, p99: null, joined: joins.length }; // placed after calibration (summarise)
   }
+  if (result.hold) {
+    const calls = await callerCalls(path.join(result.hold.artefacts, 'messages.log'));
+    result.hold.setupMs = setupOf(calls);
+    result.holdJoins = joinDtmf(calls, invites);
+    result.hold.dtmfToAgentMs = { p50: null, p99: null, joined: result.holdJoins.length }; // placed after calibration (summarise)
+  }
   return result;
 }
+
+async function settle(what: string): Promise<void> {
+  if (PROFILE.settleSeconds <= 0) return;
+  say(`${PROFILE.settleSeconds} s pause before the ${what} (PostgreSQL statistics flushed, the previous phase's load gone)`);
+  await sleep(PROFILE.settleSeconds * 1000);
+}
+
+const stepLine = (s: StepResult) =>
+  `${s.succeeded}/${s.calls} ok (${s.failedPct} % failed), ${s.retransmissions} retransmissions (${s.retransmissionsPct} % of calls), ` +
+  `CPU ms/call Asterisk ${s.cpuMsPerCall.asterisk} service ${s.cpuMsPerCall.service ?? 'n/a'}, ` +
+  `PostgreSQL xacts/call ${s.pgXactsPerCall ?? 'n/a'}, Redis commands/call ${s.redisCommandsPerCall ?? 'n/a'}`;
 
 function setupOf(calls: CallerCall[]) {
   const v = calls.filter((c) => c.answeredAt !== undefined).map((c) => c.answeredAt! - c.inviteAt);
@@ -384,11 +580,13 @@ function joinDtmf(calls: CallerCall[], invites: Map<string, number>) {
   return out;
 }
 
-async function rampStep(ctx: Ctx, rate: number, calibrate: RunResult | null): Promise<StepResult> {
-  const calls = rate * PROFILE.stepSeconds;
+/** one P1 step: `rate` cps of short calls (TALK_MS) for `seconds`; also the hold step */
+async function rampStep(ctx: Ctx, rate: number, seconds: number, label: string, calibrate: RunResult | null): Promise<StepResult> {
+  const calls = rate * seconds;
   const since = new Date();
   const astBefore = await cpuMs(ctx.astPid);
   const svcBefore = await serviceCpu(ctx);
+  const rt0 = ctx.probe ? await ctx.probe.read() : null;
   const m0 = ctx.svc ? await metricsOf() : null;
   let loopP99 = 0;
   let sampling = Boolean(ctx.svc);
@@ -400,7 +598,7 @@ async function rampStep(ctx: Ctx, rate: number, calibrate: RunResult | null): Pr
       if (m) loopP99 = Math.max(loopP99, (m['hotline_event_loop_delay_seconds{quantile="0.99"}'] ?? 0) * 1000);
     }
   })();
-  const { res, prefix } = await callers(ctx, `p1-${rate}cps`, calls, rate, TALK_MS);
+  const { res, prefix } = await callers(ctx, label, calls, rate, TALK_MS);
   await waitNoChannels(10_000);
   sampling = false;
   await sampler;
@@ -411,8 +609,10 @@ async function rampStep(ctx: Ctx, rate: number, calibrate: RunResult | null): Pr
   }
   const astCpu = (await cpuMs(ctx.astPid)) - astBefore;
   const svcCpu = (await serviceCpu(ctx)) - svcBefore;
+  const rt1 = ctx.probe ? await ctx.probe.read() : null;
   const m1 = ctx.svc ? await metricsOf() : null;
   const n = Math.max(1, res.succeeded + res.failed);
+  const retransmissions = Number(res.stats['Retransmissions(C)'] ?? 0);
   if (calibrate && ctx.svc) calibrate.dtmfOffsetMs = await dtmfOffset(ctx, since, prefix, path.join(res.artefactsDir, 'messages.log'));
   return {
     rate,
@@ -420,7 +620,8 @@ async function rampStep(ctx: Ctx, rate: number, calibrate: RunResult | null): Pr
     succeeded: res.succeeded,
     failed: res.failed,
     failedPct: round((100 * (calls - res.succeeded)) / calls, 2)!,
-    retransmissions: Number(res.stats['Retransmissions(C)'] ?? 0),
+    retransmissions,
+    retransmissionsPct: round((100 * retransmissions) / calls, 2)!,
     setupMs: { p50: null, p99: null },
     dtmfToAgentMs: { p50: null, p99: null, joined: 0 },
     cpuMsPerCall: { asterisk: round(astCpu / n, 2), service: ctx.svc ? round(svcCpu / n, 2) : null },
@@ -428,7 +629,9 @@ async function rampStep(ctx: Ctx, rate: number, calibrate: RunResult | null): Pr
     wsMessagesPerCall: m0 && m1 ? round((m1.hotline_ari_ws_messages_received_total! - m0.hotline_ari_ws_messages_received_total!) / n, 1) : null,
     ariRequestsPerCall: m0 && m1 ? round((ariRequests(m1) - ariRequests(m0)) / n, 1) : null,
     eventLoopDelayP99Ms: ctx.svc ? round(loopP99, 2) : null,
-    artefacts: path.join(RAW, `${ctx.variant}${ctx.index}`, `p1-${rate}cps`),
+    pgXactsPerCall: perCall(rt0?.pgXacts, rt1?.pgXacts, n),
+    redisCommandsPerCall: perCall(rt0?.redisCommands, rt1?.redisCommands, n),
+    artefacts: path.join(RAW, `${ctx.variant}${ctx.index}`, label),
   };
 }
 
@@ -479,17 +682,66 @@ async function plateau(ctx: Ctx, n: number): Promise<PlateauResult> {
   };
 }
 
-async function soak(ctx: Ctx, r: RunResult): Promise<RunResult['soak']> {
-  const top = Math.max(...r.ramp.filter((s) => s.failedPct <= 1).map((s) => s.rate), 1);
-  const rate = Math.max(1, Math.round(top * 0.7));
-  say(`P3 soak: ${rate} cps for ${PROFILE.soakSeconds} s`);
+/**
+ * P3: a soak at SOAK_SHARE (70 %) of the P2 ceiling. The ceiling is the highest plateau with no failed call (else
+ * the lowest plateau); the target concurrency round(0.7 * ceiling) is reached with a modest call rate
+ * (min(5, 0.7 * the highest passing ramp rate), at least 1 cps) and calls long enough that
+ * rate * (WELCOME_MS + talkMs) ≈ target (as plateau() does long calls; never shorter than P1's TALK_MS).
+ */
+async function soak(ctx: Ctx, r: RunResult): Promise<SoakResult> {
+  const clean = r.plateaus.filter((p) => p.failed === 0).map((p) => p.concurrent);
+  const ceilingConcurrent = clean.length ? Math.max(...clean) : Math.min(...PROFILE.plateaus);
+  const targetConcurrent = Math.max(1, Math.round(SOAK_SHARE * ceilingConcurrent));
+  const rate = Math.max(1, Math.min(SOAK_MAX_CPS, Math.round(SOAK_SHARE * topPassedRate(r))));
+  const talkMs = Math.max(TALK_MS, Math.round((targetConcurrent / rate) * 1000 - WELCOME_MS));
+  const calls = rate * PROFILE.soakSeconds;
+  say(
+    `P3 soak: ${targetConcurrent} concurrent calls (${SOAK_SHARE * 100} % of the P2 ceiling ${ceilingConcurrent}${clean.length ? '' : ', no plateau passed: the lowest'}): ` +
+      `${rate} cps for ${PROFILE.soakSeconds} s, talk ${talkMs} ms (~${round((WELCOME_MS + talkMs) / 1000, 1)} s calls)`,
+  );
   const snap = async () => ({ asterisk: await rssKb(ctx.astPid), service: ctx.svc ? await rssKb(ctx.svc.pid) : null });
-  const heap = async () => (ctx.svc ? ((await metricsOf()).nodejs_heap_used_bytes ?? 0) / 1024 : null);
+  // heap used is a GC sawtooth: the trough of 5 samples tracks the live heap (as idleHeapKb)
+  const heap = async () => {
+    if (!ctx.svc) return null;
+    const xs: number[] = [];
+    for (let i = 0; i < 5; i++, await sleep(1000)) xs.push(((await metricsOf()).nodejs_heap_used_bytes ?? 0) / 1024);
+    return round(Math.min(...xs), 0);
+  };
   const rssKbStart = await snap();
   const heapKbStart = await heap();
-  const { res } = await callers(ctx, 'p3-soak', rate * PROFILE.soakSeconds, rate, TALK_MS);
+  const channels: number[] = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      await sleep(5000);
+      if (!sampling) break;
+      const n = await channelCount().catch(() => null);
+      if (n !== null) channels.push(n);
+    }
+  })();
+  const { res } = await callers(ctx, 'p3-soak', calls, rate, talkMs);
+  sampling = false;
+  await sampler;
   await waitNoChannels(10_000);
-  return { calls: rate * PROFILE.soakSeconds, failed: res.failed, heapKbStart, heapKbEnd: await heap(), rssKbStart, rssKbEnd: await snap() };
+  const heapKbEnd = await heap();
+  const retransmissions = Number(res.stats['Retransmissions(C)'] ?? 0);
+  return {
+    ceilingConcurrent,
+    targetConcurrent,
+    rate,
+    talkMs,
+    seconds: PROFILE.soakSeconds,
+    calls,
+    failed: res.failed,
+    failedPct: round((100 * (calls - res.succeeded)) / calls, 2)!,
+    retransmissions,
+    channels: { max: Math.max(0, ...channels), median: percentile(channels, 50) },
+    heapKbStart,
+    heapKbEnd,
+    heapGrowthKb: heapKbStart !== null && heapKbEnd !== null ? round(heapKbEnd - heapKbStart, 0) : null,
+    rssKbStart,
+    rssKbEnd: await snap(),
+  };
 }
 
 // ---------------------------------------------------------------- summary
@@ -511,18 +763,26 @@ function slope(points: Array<[number, number]>): number | null {
 }
 
 function figuresOf(r: RunResult, offset: number) {
-  const ok = r.ramp.filter((s) => s.failedPct <= 1);
-  const okIdx = r.ramp.map((s, i) => (s.failedPct <= 1 ? i : -1)).filter((i) => i >= 0);
-  // per step DTMF figures with the calibrated digit position
-  r.ramp.forEach((s, i) => {
-    const d = (r.joins[i] ?? []).map((j) => j.agentAt - j.digitAt - offset);
+  // passing ramp steps: <= 1 % failed and retransmissions <= 0.5 % of calls (stepFailure); the hold step is not pooled
+  const ok = r.ramp.filter(passes);
+  const okIdx = r.ramp.map((s, i) => (passes(s) ? i : -1)).filter((i) => i >= 0);
+  // per step DTMF figures with the calibrated digit position (the hold step's too)
+  const placeDtmf = (s: StepResult, joins: RunResult['holdJoins']) => {
+    const d = joins.map((j) => j.agentAt - j.digitAt - offset);
     s.dtmfToAgentMs = { p50: round(percentile(d, 50), 1), p99: round(percentile(d, 99), 1), joined: d.length };
-  });
+  };
+  r.ramp.forEach((s, i) => placeDtmf(s, r.joins[i] ?? []));
+  if (r.hold) placeDtmf(r.hold, r.holdJoins);
+  // cps: the hold step's rate when it held (<= 1 % failed); else (hold failed) only what is below it: the highest
+  // passing ramp rate under the failed hold rate (never more than what was shown to hold)
+  const held = r.hold !== null && r.hold.failedPct <= MAX_FAILED_PCT;
+  const belowHold = Math.max(0, ...r.ramp.filter((s) => passes(s) && s.rate < (r.hold?.rate ?? Infinity)).map((s) => s.rate));
   const allDtmf = okIdx.flatMap((i) => (r.joins[i] ?? []).map((j) => j.agentAt - j.digitAt - offset));
   // setup percentiles are pooled over the passing steps' calls afterwards (pooledSetup)
-  const calls = ok.reduce((n, s) => n + s.succeeded + s.failed, 0) || 1;
+  // call-weighted mean over the passing steps that have the figure (a failed reading is null, not 0)
   const wsum = (f: (s: StepResult) => number | null) => {
     const parts = ok.map((s) => [f(s), s.succeeded + s.failed] as const).filter(([v]) => v !== null);
+    const calls = parts.reduce((n, [, w]) => n + w, 0) || 1;
     return parts.length ? parts.reduce((t, [v, w]) => t + v! * w, 0) / calls : null;
   };
   const pts = (pick: (p: PlateauResult) => number | null, idle: number | null): Array<[number, number]> =>
@@ -531,8 +791,19 @@ function figuresOf(r: RunResult, offset: number) {
   const kbSvc = r.variant === 'B' ? slope(pts((p) => p.rssKb.service, r.idleRssKb.service)) : null;
   const kbHeap = r.variant === 'B' ? slope(pts((p) => p.heapKb, r.idleHeapKb)) : null;
   return {
-    cps: ok.length ? Math.max(...ok.map((s) => s.rate)) : 0,
-    cpsSaturated: r.ramp.some((s) => s.failedPct > 1),
+    cps: held ? r.hold!.rate : belowHold,
+    /** cps is a sustained (held) rate; false: the hold step failed and cps is the highest passing ramp step below its rate */
+    cpsHeld: held,
+    /** the ramp stopped on a failing step (false: the top step passed, cps is a floor) */
+    cpsSaturated: r.rampStop !== 'top step reached',
+    rampStop: r.rampStop as string,
+    hold: {
+      rate: r.hold?.rate ?? null,
+      failedPct: r.hold?.failedPct ?? null,
+      retransmissionsPct: r.hold?.retransmissionsPct ?? null,
+      pgXactsPerCall: r.hold?.pgXactsPerCall ?? null,
+      redisCommandsPerCall: r.hold?.redisCommandsPerCall ?? null,
+    },
     setupMs: { p50: null as number | null, p99: null as number | null },
     dtmfToAgentMs: { p50: round(percentile(allDtmf, 50), 1), p99: round(percentile(allDtmf, 99), 1) },
     cpuMsPerCall: { asterisk: round(wsum((s) => s.cpuMsPerCall.asterisk), 2), service: r.variant === 'B' ? round(wsum((s) => s.cpuMsPerCall.service), 2) : null },
@@ -543,13 +814,16 @@ function figuresOf(r: RunResult, offset: number) {
     wsMessagesPerCall: r.variant === 'B' ? round(wsum((s) => s.wsMessagesPerCall), 1) : null,
     ariRequestsPerCall: r.variant === 'B' ? round(wsum((s) => s.ariRequestsPerCall), 1) : null,
     eventLoopDelayP99Ms: r.variant === 'B' ? round(Math.max(...ok.map((s) => s.eventLoopDelayP99Ms ?? 0)), 2) : null,
+    // weighted over the passing ramp steps like wsBytesPerCall (the hold step's own values: hold.*)
+    pgXactsPerCall: r.variant === 'B' ? round(wsum((s) => s.pgXactsPerCall), 1) : null,
+    redisCommandsPerCall: r.variant === 'B' ? round(wsum((s) => s.redisCommandsPerCall), 1) : null,
     ...(r.soak ? { soak: r.soak } : {}),
   };
 }
 
 async function pooledSetup(r: RunResult) {
   const v: number[] = [];
-  for (const s of r.ramp.filter((x) => x.failedPct <= 1)) {
+  for (const s of r.ramp.filter(passes)) {
     for (const c of await callerCalls(path.join(s.artefacts, 'messages.log'))) if (c.answeredAt !== undefined) v.push(c.answeredAt - c.inviteAt);
   }
   return { p50: round(percentile(v, 50), 2), p99: round(percentile(v, 99), 2) };
@@ -563,7 +837,16 @@ function combine(fs: Figures[]): Figures {
   return {
     ...fs[0]!,
     cps: m((f) => f.cps)!,
+    cpsHeld: fs.every((f) => f.cpsHeld),
     cpsSaturated: fs.some((f) => f.cpsSaturated),
+    rampStop: [...new Set(fs.map((f) => f.rampStop))].join(' / '),
+    hold: {
+      rate: m((f) => f.hold.rate),
+      failedPct: m((f) => f.hold.failedPct),
+      retransmissionsPct: m((f) => f.hold.retransmissionsPct),
+      pgXactsPerCall: m((f) => f.hold.pgXactsPerCall),
+      redisCommandsPerCall: m((f) => f.hold.redisCommandsPerCall),
+    },
     setupMs: { p50: m((f) => f.setupMs.p50), p99: m((f) => f.setupMs.p99) },
     dtmfToAgentMs: { p50: m((f) => f.dtmfToAgentMs.p50), p99: m((f) => f.dtmfToAgentMs.p99) },
     cpuMsPerCall: { asterisk: m((f) => f.cpuMsPerCall.asterisk), service: m((f) => f.cpuMsPerCall.service) },
@@ -573,6 +856,8 @@ function combine(fs: Figures[]): Figures {
     wsMessagesPerCall: m((f) => f.wsMessagesPerCall),
     ariRequestsPerCall: m((f) => f.ariRequestsPerCall),
     eventLoopDelayP99Ms: m((f) => f.eventLoopDelayP99Ms),
+    pgXactsPerCall: m((f) => f.pgXactsPerCall),
+    redisCommandsPerCall: m((f) => f.redisCommandsPerCall),
   };
 }
 
@@ -609,7 +894,19 @@ function table(summary: any, runs: RunResult[]): string {
     '',
     '| figure | A (dialplan) | B (service) | B/A |',
     '|---|---|---|---|',
-    row(`highest call rate with <1 % failed (cps)${A.cpsSaturated || B.cpsSaturated ? '' : ' — top step reached, not saturated'}`, A.cps, B.cps, summary.ratio.cps),
+    row(
+      `sustained call rate (cps): the hold step (${HOLD_SHARE * 100} % of the highest passing ramp step) with ≤ ${MAX_FAILED_PCT} % failed${A.cpsSaturated || B.cpsSaturated ? '' : ' — top step reached, not saturated'}`,
+      `${A.cps}${A.cpsHeld ? '' : ' (hold failed: highest passing ramp step below the hold rate)'}`,
+      `${B.cps}${B.cpsHeld ? '' : ' (hold failed: highest passing ramp step below the hold rate)'}`,
+      summary.ratio.cps,
+    ),
+    row('… ramp stopped by', A.rampStop, B.rampStop, ''),
+    row(
+      '… hold step: cps / failed % / retransmissions % of calls',
+      `${f(A.hold.rate)} / ${f(A.hold.failedPct)} / ${f(A.hold.retransmissionsPct)}`,
+      `${f(B.hold.rate)} / ${f(B.hold.failedPct)} / ${f(B.hold.retransmissionsPct)}`,
+      '',
+    ),
     row('INVITE→200 p50 (ms)', A.setupMs.p50, B.setupMs.p50, summary.ratio.setupP50),
     row('INVITE→200 p99 (ms)', A.setupMs.p99, B.setupMs.p99, summary.ratio.setupP99),
     row('DTMF→agent INVITE p50 (ms; B/A column: B − A)', A.dtmfToAgentMs.p50, B.dtmfToAgentMs.p50, `+${summary.ratio.dtmfToAgentP50DeltaMs} ms`),
@@ -622,27 +919,70 @@ function table(summary: any, runs: RunResult[]): string {
     row('ARI WebSocket bytes per call', A.wsBytesPerCall, B.wsBytesPerCall, ''),
     row('ARI WebSocket messages / REST requests per call', 'n/a', `${f(B.wsMessagesPerCall)} / ${f(B.ariRequestsPerCall)}`, ''),
     row('event-loop delay p99 under load (ms)', A.eventLoopDelayP99Ms, B.eventLoopDelayP99Ms, ''),
+    row('PostgreSQL transactions / Redis commands per call', 'n/a (not used)', `${f(B.pgXactsPerCall)} / ${f(B.redisCommandsPerCall)}`, ''),
+    row('… in the hold step', 'n/a (not used)', `${f(B.hold.pgXactsPerCall)} / ${f(B.hold.redisCommandsPerCall)}`, ''),
     '',
+    `P1 ramp: ${PROFILE.ramp.join(', ')} cps × ${PROFILE.stepSeconds} s of short calls (~${(WELCOME_MS + TALK_MS) / 1000} s), stopping after the first step with more than ${MAX_FAILED_PCT} % of calls failed ` +
+      `or retransmissions above ${MAX_RETRANS_PCT} % of its calls (SIPp's Retransmissions(C) ÷ calls: the denominator is calls, not SIP messages, so this is stricter than ${MAX_RETRANS_PCT} % of messages). ` +
+      `Then the hold step: ${HOLD_SHARE * 100} % of the highest step that passed both (rounded, at least 1 cps) for ${PROFILE.holdStepSeconds} s. ` +
+      `The cps figure is the held rate when the hold step had ≤ ${MAX_FAILED_PCT} % failed; "hold failed" means it did not, and the figure is the highest passing ramp step below the hold rate instead (not sustained).`,
+    'Per-call figures (setup, DTMF→agent, CPU, WebSocket, PostgreSQL, Redis) are pooled or call-weighted over the passing ramp steps; the hold step is listed on its own.',
+    'PostgreSQL transactions per call: delta of xact_commit + xact_rollback of the bench database in pg_stat_database ÷ the step\'s calls (a backend flushes these counters up to 10 s late once idle: a step\'s last second can land in the next step). ' +
+      'Redis commands per call: delta of INFO stats total_commands_processed ÷ calls. Both include the service\'s periodic work during the step and a few commands of the bench itself (noise); A uses neither.',
     `DTMF→agent: from the digit (caller's ACK + ${WELCOME_MS} ms pause + ${summary.dtmfOffsetMs} ms calibrated digit offset) to the agent phone's INVITE; error ±2 ms, see docs/benchmarks.md.`,
     'Event-loop delay: beyond the 10 ms sampling interval of perf_hooks.monitorEventLoopDelay, worst 10 s window of the ramp.',
     '',
     '## Per run and step',
     '',
-    '| run | step | calls | failed % | retrans | setup p50/p99 ms | DTMF→agent p50/p99 ms | CPU ms/call ast / svc | WS B/call | loop p99 ms |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| run | step | calls | failed % | retrans (% of calls) | setup p50/p99 ms | DTMF→agent p50/p99 ms | CPU ms/call ast / svc | WS B/call | loop p99 ms | PG xacts/call | Redis cmds/call |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
+  const stepRow = (r: RunResult, step: string, s: StepResult) =>
+    `| ${r.variant}${r.index} | ${step} | ${s.calls} | ${s.failedPct} | ${s.retransmissions} (${s.retransmissionsPct}) | ${f(s.setupMs.p50)} / ${f(s.setupMs.p99)} | ${f(s.dtmfToAgentMs.p50)} / ${f(s.dtmfToAgentMs.p99)} (${s.dtmfToAgentMs.joined}) | ${f(s.cpuMsPerCall.asterisk)} / ${f(s.cpuMsPerCall.service)} | ${f(s.wsBytesPerCall)} | ${f(s.eventLoopDelayP99Ms)} | ${f(s.pgXactsPerCall)} | ${f(s.redisCommandsPerCall)} |`;
   for (const r of runs) {
-    for (const s of r.ramp) {
-      lines.push(
-        `| ${r.variant}${r.index} | ${s.rate} cps | ${s.calls} | ${s.failedPct} | ${s.retransmissions} | ${f(s.setupMs.p50)} / ${f(s.setupMs.p99)} | ${f(s.dtmfToAgentMs.p50)} / ${f(s.dtmfToAgentMs.p99)} (${s.dtmfToAgentMs.joined}) | ${f(s.cpuMsPerCall.asterisk)} / ${f(s.cpuMsPerCall.service)} | ${f(s.wsBytesPerCall)} | ${f(s.eventLoopDelayP99Ms)} |`,
-      );
-    }
+    for (const s of r.ramp) lines.push(stepRow(r, `${s.rate} cps${passes(s) ? '' : ` (stop: ${stepFailure(s)})`}`, s));
+    if (r.hold) lines.push(stepRow(r, `hold ${r.hold.rate} cps × ${PROFILE.holdStepSeconds} s${r.hold.failedPct <= MAX_FAILED_PCT ? '' : ' (hold failed)'}`, r.hold));
+  }
+  lines.push('');
+  for (const r of runs) {
+    const last = r.ramp.at(-1);
+    const stop =
+      r.rampStop === 'top step reached'
+        ? `top step reached (${last?.rate ?? 'n/a'} cps passed: not saturated)`
+        : r.rampStop === 'failed'
+          ? `failed calls: ${last?.failedPct} % at ${last?.rate} cps (> ${MAX_FAILED_PCT} %)`
+          : `retransmissions: ${last?.retransmissionsPct} % of calls at ${last?.rate} cps (> ${MAX_RETRANS_PCT} %)`;
+    const hold = r.hold
+      ? `hold ${r.hold.rate} cps for ${PROFILE.holdStepSeconds} s: ${r.hold.failedPct} % failed, ${r.hold.retransmissionsPct} % retransmissions → ${r.hold.failedPct <= MAX_FAILED_PCT ? `held, cps ${r.hold.rate}` : `hold failed, cps ${Math.max(0, ...r.ramp.filter((x) => passes(x) && x.rate < r.hold!.rate).map((x) => x.rate))} (highest passing ramp step below the hold rate)`}`
+      : 'no hold step';
+    lines.push(`- ${r.variant}${r.index}: ramp stopped by ${stop}; ${hold}.`);
   }
   lines.push('', '| run | idle RSS KB ast / svc | plateau | channels seen | RSS KB ast / svc | svc heap KB | failed | leftover channels |', '|---|---|---|---|---|---|---|---|');
   for (const r of runs) {
     for (const p of r.plateaus) {
       lines.push(`| ${r.variant}${r.index} | ${r.idleRssKb.asterisk} / ${f(r.idleRssKb.service)} | ${p.concurrent} | ${p.channelsSeen} | ${p.rssKb.asterisk} / ${f(p.rssKb.service)} | ${f(p.heapKb)} | ${p.failed} | ${r.leftoverChannels} |`);
     }
+  }
+  const soaks = runs.filter((r) => r.soak);
+  if (soaks.length) {
+    lines.push(
+      '',
+      `## P3 soak (${SOAK_SHARE * 100} % of the P2 ceiling: the highest plateau with no failed call)`,
+      '',
+      '| run | ceiling → target concurrent | cps × s | talk ms | calls | failed % | retrans | channels max / median | RSS KB ast start → end | svc RSS KB start → end | svc heap KB start → end | heap growth KB |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    );
+    for (const r of soaks) {
+      const k = r.soak!;
+      lines.push(
+        `| ${r.variant}${r.index} | ${k.ceilingConcurrent} → ${k.targetConcurrent} | ${k.rate} × ${k.seconds} | ${k.talkMs} | ${k.calls} | ${k.failedPct} | ${k.retransmissions} | ${k.channels.max} / ${f(k.channels.median)} | ${k.rssKbStart.asterisk} → ${k.rssKbEnd.asterisk} | ${f(k.rssKbStart.service)} → ${f(k.rssKbEnd.service)} | ${f(k.heapKbStart)} → ${f(k.heapKbEnd)} | ${f(k.heapGrowthKb)} |`,
+      );
+    }
+    lines.push(
+      '',
+      `Calls last ~${WELCOME_MS / 1000} s + talk: rate × that ≈ the target concurrency. Channels: 2 per connected A call, 3 per connected B call (its snoop), 1 while in the menu. ` +
+        'Heap: the service\'s V8 heap used, minimum of 5 samples 1 s apart (the GC sawtooth\'s trough), before the soak and after its calls drained.',
+    );
   }
   return `${lines.join('\n')}\n`;
 }
@@ -659,10 +999,48 @@ async function profileTable(runs: RunResult[]): Promise<string> {
 
 // ---------------------------------------------------------------- main
 
+function describeProfile(): string {
+  return (
+    `${quick ? 'quick' : 'full'}: runs ${PROFILE.order.join(' ')}, ${PROFILE.agents} agents; ` +
+    `P2 plateaus ${PROFILE.plateaus.join(', ')} concurrent calls held ${PROFILE.holdSeconds} s; ` +
+    `P1 ramp ${PROFILE.ramp.join(', ')} cps × ${PROFILE.stepSeconds} s (stop: > ${MAX_FAILED_PCT} % failed or retransmissions > ${MAX_RETRANS_PCT} % of calls), ` +
+    `hold step ${HOLD_SHARE * 100} % × ${PROFILE.holdStepSeconds} s; ` +
+    (PROFILE.soakSeconds > 0 ? `P3 soak ${PROFILE.soakSeconds} s at ${SOAK_SHARE * 100} % of the P2 ceiling` : 'no P3 soak')
+  );
+}
+
+/**
+ * Wall-clock estimate of the whole bench (s), from the profile: every ramp step counted (the ramp may stop
+ * earlier), the soak at SOAK_MAX_CPS with calls of 0.7 * the top plateau / SOAK_MAX_CPS seconds. Set-up costs
+ * (Asterisk restart, service start, agents) are rough.
+ */
+function estimateSeconds(): number {
+  const shortCall = (WELCOME_MS + TALK_MS) / 1000 + 0.2; // the last call of a step (placed at ~its end)
+  const step = (seconds: number) => seconds + shortCall + 0.3; // + the drain check and the readings
+  const plateaus = PROFILE.plateaus.reduce((t, n) => {
+    const rampS = n / Math.min(10, Math.max(2, Math.round(n / 5)));
+    return t + rampS + WELCOME_MS / 1000 + (rampS + 3 + PROFILE.holdSeconds) + 1; // as plateau(): the last call starts at rampS
+  }, 0);
+  const soakCallS = (SOAK_SHARE * Math.max(...PROFILE.plateaus)) / SOAK_MAX_CPS;
+  const run = (v: 'A' | 'B') =>
+    5 + PROFILE.agents * (v === 'B' ? 0.03 : 0.01) + // Asterisk restart, variant set-up, agents
+    6 + (v === 'B' ? 5 : 0) + // warm-up (+ idle heap samples)
+    plateaus +
+    2 * PROFILE.settleSeconds +
+    PROFILE.ramp.reduce((t) => t + step(PROFILE.stepSeconds), 0) +
+    step(PROFILE.holdStepSeconds) +
+    (PROFILE.soakSeconds > 0 ? PROFILE.soakSeconds + soakCallS + 1 + (v === 'B' ? 10 : 0) : 0) +
+    5; // agent phone stopped, channels drained, service stopped
+  return Math.round(10 + PROFILE.order.reduce((t, v) => t + run(v), 0) + 5); // provisioning, the final restart
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   await mkdir(RAW, { recursive: true });
-  say(`results in ${path.relative(REPO, OUT)}; profile ${quick ? 'quick' : 'full'}`);
+  say(`results in ${path.relative(REPO, OUT)}`);
+  say(`profile ${describeProfile()}`);
+  const est = estimateSeconds();
+  say(`estimated duration: ~${Math.round(est / 60)} min (${est} s; less if a ramp stops early)`);
   say('provisioning (scripts/provision.sh)');
   await run('bash', [path.join(REPO, 'scripts/provision.sh'), DB_NAME], { maxBuffer: 20 * 1024 * 1024 });
 
@@ -714,7 +1092,7 @@ async function main(): Promise<void> {
     machine: await machine(Boolean(taskset)),
     dtmfOffsetMs: offset,
     durationSeconds: Math.round((Date.now() - started) / 1000),
-    runs: runs.map(({ joins: _joins, ...r }) => r),
+    runs: runs.map(({ joins: _joins, holdJoins: _holdJoins, ...r }) => r),
   };
   await writeFile(path.join(OUT, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   await writeFile(path.join(OUT, 'summary.md'), table(summary, runs) + (await profileTable(runs)));
