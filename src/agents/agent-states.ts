@@ -43,7 +43,9 @@ export function createAgentStates(deps: { engine: AcdEngine; db: Db; log: Logger
 
   function applied(r: TransitionResult, actor: string | undefined): void {
     if (r.from === r.to) return; // ready -> ready changes nothing: nothing to log or announce
-    log.info({ agentId: r.agentId, from: r.from, to: r.to, reason: r.reason, callId: r.callId, actor }, `agent ${r.from} -> ${r.to}`);
+    // the call flow's own moves (reserved, on call, wrap-up, ready: four per call, all in agent_state_log) at debug;
+    // a move someone made (the agent, a supervisor, a sweeper, a take-over) at info
+    (actor ? log.info : log.debug).call(log, { agentId: r.agentId, from: r.from, to: r.to, reason: r.reason, callId: r.callId, actor }, `agent ${r.from} -> ${r.to}`);
     void record(r, actor);
     deps.events?.publish('agent.state', { agentId: r.agentId, state: r.to, reason: r.reason, since: new Date(r.at).toISOString() }, { agentId: r.agentId });
     for (const fn of listeners) {

@@ -275,11 +275,11 @@ export class CallSession implements ChannelOwner {
       this.callerGone = true;
       this.endedBy ??= 'caller';
       this.recorder.citizenLeft();
-      this.log.info({ cause }, 'caller hung up');
+      this.log.debug({ cause }, 'caller hung up'); // 'call ended' says who ended it, at info
     } else if (this.leg && channelId === this.leg.channelId && !this.leg.gone) {
       this.leg.gone = true;
       if (this.leg.answered) this.endedBy ??= 'agent';
-      this.log.info({ agentId: this.leg.agentId, cause }, this.leg.answered ? 'agent hung up' : 'agent leg ended unanswered');
+      this.log.debug({ agentId: this.leg.agentId, cause }, this.leg.answered ? 'agent hung up' : 'agent leg ended unanswered');
     } else if (this.extraLegs.has(channelId)) {
       const leg = this.extraLegs.get(channelId)!;
       if (!leg.gone) {
