@@ -23,7 +23,7 @@ import pg from 'pg';
 import { phoneObjects } from '../src/agents/agents.provisioning.js';
 import { runSipp, startSipp, type SippResult } from '../test/sipp/sipp.js';
 import { createReadyAgent, writeQueuesFile } from '../test/helpers/acd.js';
-import { agentInvites, callerCalls, percentile, round, type CallerCall } from './siplog.js';
+import { agentAnswered, agentInvites, callerCalls, percentile, round, type CallerCall } from './siplog.js';
 import { summariseProfiles } from './cpuprofile.js';
 import { installVariantA, removeVariantA, A_NUMBER } from './variant-a.js';
 
@@ -315,7 +315,12 @@ interface StepResult {
   calls: number;
   succeeded: number;
   failed: number;
+  /** calls not both completed by the caller's SIPp and answered by an agent (answeredByAgent) */
   failedPct: number;
+  /** the caller's SIPp: scripts that ran to the end (a caller hangs up on schedule, answered or not) */
+  sippSucceeded: number;
+  /** calls an agent phone answered (its log: a 200 to an INVITE from the caller's number) */
+  answeredByAgent: number;
   retransmissions: number;
   /** retransmissions / calls * 100 (the stop criterion's figure: per call, not per SIP message) */
   retransmissionsPct: number;
@@ -391,8 +396,24 @@ interface Ctx {
   astPid: number;
   svc: Svc | null;
   agentLog: string;
+  /** where the next read of the agent phone's log starts, and every calling number it answered so far */
+  agentRead: { next: number; answered: Set<string> };
   /** B: PostgreSQL and Redis counters (openProbe); A: null */
   probe: Probe | null;
+}
+
+/**
+ * How many of the calls of a SIPp run (numbers starting with `prefix`) an agent answered: read from the agent phone's
+ * log after the run. A caller's own SIPp counts a call as successful when its script ran to the end, and the script
+ * hangs up on schedule whether an agent answered or not: a call nobody answered is a failed call here.
+ */
+async function answeredOf(ctx: Ctx, prefix: string): Promise<number> {
+  const r = await agentAnswered(ctx.agentLog, ctx.agentRead.next);
+  ctx.agentRead.next = r.next;
+  for (const n of r.numbers) ctx.agentRead.answered.add(n);
+  let k = 0;
+  for (const n of ctx.agentRead.answered) if (n.startsWith(prefix)) k++;
+  return k;
 }
 
 /** a P1 step fails (and the ramp stops) on more than 1 % failed calls or retransmissions above 0.5 % of its calls */
@@ -471,7 +492,7 @@ async function runVariant(variant: 'A' | 'B', index: number): Promise<RunResult>
   }
 
   const phone = await startSipp({ scenario: 'agent-answer', localPort: AGENT_PORT, calls: 1_000_000, limit: 5000, vars: { ring_ms: String(RING_MS) }, timeoutSeconds: 3600, label: `${variant}${index}-agents` });
-  const ctx: Ctx = { variant, index, astPid, svc, agentLog: path.join(phone.artefactsDir, 'messages.log'), probe: null };
+  const ctx: Ctx = { variant, index, astPid, svc, agentLog: path.join(phone.artefactsDir, 'messages.log'), agentRead: { next: 0, answered: new Set() }, probe: null };
   const result: RunResult = {
     variant,
     index,
@@ -561,7 +582,7 @@ async function settle(what: string): Promise<void> {
 }
 
 const stepLine = (s: StepResult) =>
-  `${s.succeeded}/${s.calls} ok (${s.failedPct} % failed), ${s.retransmissions} retransmissions (${s.retransmissionsPct} % of calls), ` +
+  `${s.succeeded}/${s.calls} ok (answered by an agent ${s.answeredByAgent}, caller scripts completed ${s.sippSucceeded}; ${s.failedPct} % failed), ${s.retransmissions} retransmissions (${s.retransmissionsPct} % of calls), ` +
   `CPU ms/call Asterisk ${s.cpuMsPerCall.asterisk} service ${s.cpuMsPerCall.service ?? 'n/a'}, ` +
   `PostgreSQL xacts/call ${s.pgXactsPerCall ?? 'n/a'}, Redis commands/call ${s.redisCommandsPerCall ?? 'n/a'}`;
 
@@ -613,13 +634,16 @@ async function rampStep(ctx: Ctx, rate: number, seconds: number, label: string, 
   const m1 = ctx.svc ? await metricsOf() : null;
   const n = Math.max(1, res.succeeded + res.failed);
   const retransmissions = Number(res.stats['Retransmissions(C)'] ?? 0);
+  const answered = await answeredOf(ctx, prefix);
   if (calibrate && ctx.svc) calibrate.dtmfOffsetMs = await dtmfOffset(ctx, since, prefix, path.join(res.artefactsDir, 'messages.log'));
   return {
     rate,
     calls,
-    succeeded: res.succeeded,
-    failed: res.failed,
-    failedPct: round((100 * (calls - res.succeeded)) / calls, 2)!,
+    succeeded: Math.min(res.succeeded, answered),
+    failed: calls - Math.min(res.succeeded, answered),
+    failedPct: round((100 * (calls - Math.min(res.succeeded, answered))) / calls, 2)!,
+    sippSucceeded: res.succeeded,
+    answeredByAgent: answered,
     retransmissions,
     retransmissionsPct: round((100 * retransmissions) / calls, 2)!,
     setupMs: { p50: null, p99: null },
@@ -670,15 +694,16 @@ async function plateau(ctx: Ctx, n: number): Promise<PlateauResult> {
     });
     await sleep(2000);
   }
-  const { res } = await running;
+  const { res, prefix } = await running;
   await waitNoChannels(10_000);
+  const answered = await answeredOf(ctx, prefix);
   const med = (xs: number[]) => percentile(xs, 50) ?? 0;
   return {
     concurrent: n,
     channelsSeen: Math.max(0, ...samples.map((s) => s.ch)),
     rssKb: { asterisk: med(samples.map((s) => s.ast)), service: ctx.svc ? med(samples.map((s) => s.svc!)) : null },
     heapKb: ctx.svc ? round(Math.min(...samples.map((s) => s.heap!)), 0) : null, // the trough: see idleHeapKb
-    failed: res.failed,
+    failed: n - Math.min(res.succeeded, answered), // not completed, or never answered by an agent
   };
 }
 
@@ -719,10 +744,11 @@ async function soak(ctx: Ctx, r: RunResult): Promise<SoakResult> {
       if (n !== null) channels.push(n);
     }
   })();
-  const { res } = await callers(ctx, 'p3-soak', calls, rate, talkMs);
+  const { res, prefix } = await callers(ctx, 'p3-soak', calls, rate, talkMs);
   sampling = false;
   await sampler;
   await waitNoChannels(10_000);
+  const answered = await answeredOf(ctx, prefix);
   const heapKbEnd = await heap();
   const retransmissions = Number(res.stats['Retransmissions(C)'] ?? 0);
   return {
@@ -732,8 +758,8 @@ async function soak(ctx: Ctx, r: RunResult): Promise<SoakResult> {
     talkMs,
     seconds: PROFILE.soakSeconds,
     calls,
-    failed: res.failed,
-    failedPct: round((100 * (calls - res.succeeded)) / calls, 2)!,
+    failed: calls - Math.min(res.succeeded, answered), // not completed, or never answered by an agent
+    failedPct: round((100 * (calls - Math.min(res.succeeded, answered))) / calls, 2)!,
     retransmissions,
     channels: { max: Math.max(0, ...channels), median: percentile(channels, 50) },
     heapKbStart,

@@ -4,7 +4,7 @@
  * microseconds) and a line "UDP message sent (N bytes):" / "UDP message received [N] bytes :".
  * Every SIPp process on this machine reads the same clock, so times from two logs can be joined.
  */
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 
 export interface SipMessage {
   /** ms since the epoch, with microsecond fraction */
@@ -87,6 +87,33 @@ export async function agentInvites(file: string): Promise<Map<string, number>> {
     if (m.dir === 'recv' && m.firstLine.startsWith('INVITE ') && !m.toTag && !out.has(m.fromUser)) out.set(m.fromUser, m.at);
   }
   return out;
+}
+
+/**
+ * The calling numbers an agent phone ANSWERED (a 200 sent to an INVITE; its From is the caller), reading the UAS's
+ * log from byte `from` on (the log grows while the phone runs): what a caller reached, whatever its own SIPp says
+ * (a caller hangs up on schedule, answered by an agent or not). Returns where the next read starts (the start of
+ * the last message, which may still be being written).
+ */
+export async function agentAnswered(file: string, from: number): Promise<{ numbers: Set<string>; next: number }> {
+  const fh = await open(file, 'r').catch(() => null);
+  if (!fh) return { numbers: new Set(), next: from };
+  try {
+    const { size } = await fh.stat();
+    if (size <= from) return { numbers: new Set(), next: from };
+    const buf = Buffer.alloc(size - from);
+    await fh.read(buf, 0, buf.length, from);
+    const text = buf.toString('latin1'); // byte offsets = string offsets
+    const last = text.lastIndexOf('\n-----');
+    const complete = last > 0 ? text.slice(0, last + 1) : '';
+    const numbers = new Set<string>();
+    for (const m of parseMessages(complete)) {
+      if (m.dir === 'sent' && m.firstLine.startsWith('SIP/2.0 200') && m.cseq.endsWith('INVITE')) numbers.add(m.fromUser);
+    }
+    return { numbers, next: from + complete.length };
+  } finally {
+    await fh.close();
+  }
 }
 
 export function percentile(values: number[], p: number): number | null {

@@ -502,7 +502,8 @@ export class ThinAriClient extends AriAdapterBase implements AriPort {
 
   readonly globals = {
     set: async (name: string, value: string) => {
-      await this.call('set global', 'POST', '/asterisk/variable', { variable: name, value });
+      // in the body: a value of a few KB (the fallback ring group of a whole floor) does not fit a request line
+      await this.call('set global', 'POST', '/asterisk/variable', undefined, { variable: name, value });
     },
     get: async (expression: string) => {
       // ARI reads dialplan functions only on a channel: a Local channel parks in Stasis for the moment it takes

@@ -19,6 +19,8 @@ import { callerOf, normalizePhone } from '../shared/phone.js';
 
 const FAMILY = 'hotline-fallback';
 export const FALLBACK_DIAL_VAR = 'HOTLINE_FALLBACK_DIAL';
+/** the ring group's dial string stays under this (Asterisk substitutes an application's data into 8 KB) */
+export const FALLBACK_DIAL_MAX_CHARS = 7000;
 /** the entries of calls handed to the fallback by a stopping process */
 const HANDED_VAR = 'HOTLINE_FALLBACK_HANDED';
 
@@ -75,12 +77,21 @@ export function startFallback(deps: {
 
   async function sync(): Promise<void> {
     const agents = await deps.engine.listAgents();
-    const dial = agents
+    const phones = agents
       .filter((a) => a.state !== 'logged_out' && (a.skills[deps.skill] ?? 0) > 0 && a.endpoint)
       .map((a) => a.endpoint)
-      .sort()
-      .join('&');
+      .sort();
+    // Dial()'s argument must fit Asterisk's 8 KB application data: the first phones that fit ring (a floor of
+    // 200+ agents with the skill would not; ringing that many at once is no use anyway)
+    let dial = '';
+    let kept = 0;
+    for (const p of phones) {
+      if ((dial ? dial.length + 1 : 0) + p.length > FALLBACK_DIAL_MAX_CHARS) break;
+      dial = dial ? `${dial}&${p}` : p;
+      kept++;
+    }
     if (dial === last) return;
+    if (kept < phones.length) log.warn({ phones: phones.length, ringing: kept, skill: deps.skill }, 'fallback ring group: too many phones with the skill for one Dial(); only the first ring');
     await deps.ari.globals.set(FALLBACK_DIAL_VAR, dial);
     last = dial;
     log.info({ phones: dial ? dial.split('&').length : 0 }, 'fallback ring group updated');

@@ -234,7 +234,8 @@ t.test('REST: paths, query, JSON bodies and answers', async (t) => {
   t.same(await ari.bridges.list(), [{ id: 'b1', channels: ['a', 'c'] }]);
   t.equal(await ari.globals.get('FOO'), 'bar');
   await ari.globals.set('FOO', 'a b');
-  t.equal(fake.seen.at(-1)!.url, '/ari/asterisk/variable?variable=FOO&value=a%20b');
+  t.equal(fake.seen.at(-1)!.url, '/ari/asterisk/variable');
+  t.same(JSON.parse(fake.seen.at(-1)!.body), { variable: 'FOO', value: 'a b' }, 'in the body: a long value does not fit a request line');
   await ari.channels.setVariable('c1', 'HOTLINE_FALLBACK', '1');
   t.equal(fake.seen.at(-1)!.url, '/ari/channels/c1/variable?variable=HOTLINE_FALLBACK&value=1');
   await ari.channels.continueInDialplan('c1');
