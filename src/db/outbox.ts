@@ -614,7 +614,8 @@ export class Outbox<D = Db> {
    */
   private async placeGroup(s: StreamState, group: Group): Promise<void> {
     const { items } = group;
-    if (this.ops.batch === null) {
+    // a 'transaction' op runs in the transaction its gate opens: never in a batch (a group holds it alone)
+    if (this.ops.batch === null || items.some((it) => this.ops.get(it.entry.op)?.gate === 'transaction')) {
       for (const it of items) await this.place(s, it.entry, it.log);
       return;
     }
