@@ -630,12 +630,7 @@ export class Outbox<D = Db> {
           for (const it of items) await this.place(s, it.entry, it.log);
           return;
         }
-        if (!this.degraded) {
-          this.degraded = true;
-          this.log.warn({ err: message(err), op: items[0]!.entry.op }, 'PostgreSQL did not take a record write: record writes go to the outbox until it answers again');
-        }
-        if (!s.warned) items[0]!.log.warn({ err: message(err), op: items[0]!.entry.op, stream: s.name, transient: true }, 'record write diverted to the outbox');
-        s.warned = true;
+        this.diverted(s, err, true, items[0]!.entry.op, items[0]!.log);
       }
     }
     for (const it of items) await this.enqueue(s, it.entry, it.log);
@@ -695,6 +690,16 @@ export class Outbox<D = Db> {
     await this.deadline(timeoutMs, () => this.ops.batch!(this.db, items));
   }
 
+  /** a direct write failed: PostgreSQL is believed away when the failure is transient; one warning per stream's episode */
+  private diverted(s: StreamState, err: unknown, transient: boolean, op: string, log: Logger): void {
+    if (transient && !this.degraded) {
+      this.degraded = true;
+      this.log.warn({ err: message(err), op }, 'PostgreSQL did not take a record write: record writes go to the outbox until it answers again');
+    }
+    if (!s.warned) log.warn({ err: message(err), op, stream: s.name, transient }, 'record write diverted to the outbox');
+    s.warned = true;
+  }
+
   private async place(s: StreamState, entry: OutboxEntry, log: Logger): Promise<void> {
     if (!this.degraded && s.pending.length === 0 && !this.crashed) {
       try {
@@ -702,13 +707,7 @@ export class Outbox<D = Db> {
         s.warned = false;
         return;
       } catch (err) {
-        const transient = isTransient(err);
-        if (transient && !this.degraded) {
-          this.degraded = true;
-          this.log.warn({ err: message(err), op: entry.op }, 'PostgreSQL did not take a record write: record writes go to the outbox until it answers again');
-        }
-        if (!s.warned) log.warn({ err: message(err), op: entry.op, stream: s.name, transient }, 'record write diverted to the outbox');
-        s.warned = true;
+        this.diverted(s, err, isTransient(err), entry.op, log);
       }
     }
     await this.enqueue(s, entry, log);
