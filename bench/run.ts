@@ -305,6 +305,27 @@ async function openProbe(): Promise<Probe> {
     },
   };
 }
+/** the idle window: long enough for every periodic task of the service (live view 2 s, fallback 5 s, sweeper 10 s) */
+const IDLE_SECONDS = 10;
+async function idleRates(ctx: Ctx): Promise<NonNullable<RunResult['idle']>> {
+  const before = { ast: await cpuMs(ctx.astPid), svc: ctx.svc ? await cpuMs(ctx.svc.pid) : null, trips: await ctx.probe?.read() };
+  const t0 = Date.now();
+  await sleep(IDLE_SECONDS * 1000);
+  const after = { ast: await cpuMs(ctx.astPid), svc: ctx.svc ? await cpuMs(ctx.svc.pid) : null, trips: await ctx.probe?.read() };
+  const s = (Date.now() - t0) / 1000;
+  const rate = (a: number | null | undefined, b: number | null | undefined) => (a == null || b == null ? null : round((b - a) / s, 1));
+  return {
+    asteriskCpuMsPerS: round((after.ast - before.ast) / s, 1) ?? 0,
+    serviceCpuMsPerS: rate(before.svc, after.svc),
+    pgXactsPerS: rate(before.trips?.pgXacts, after.trips?.pgXacts),
+    redisCommandsPerS: rate(before.trips?.redisCommands, after.trips?.redisCommands),
+  };
+}
+const idleLine = (i: RunResult['idle']) =>
+  i
+    ? `CPU ms/s Asterisk ${i.asteriskCpuMsPerS} service ${i.serviceCpuMsPerS ?? 'n/a'}, PostgreSQL xacts/s ${i.pgXactsPerS ?? 'n/a'}, Redis commands/s ${i.redisCommandsPerS ?? 'n/a'}`
+    : 'n/a';
+
 const perCall = (before: number | null | undefined, after: number | null | undefined, n: number, digits = 1) =>
   before === null || before === undefined || after === null || after === undefined ? null : round((after - before) / n, digits);
 
@@ -373,6 +394,12 @@ interface RunResult {
   index: number;
   idleRssKb: { asterisk: number; service: number | null };
   idleHeapKb: number | null;
+  /**
+   * With the agents signed in and no call, per second over IDLE_SECONDS: the CPU of Asterisk and of the service
+   * (its periodic work: live view, dialer, sweeps, schedulers), and the service's PostgreSQL transactions and
+   * Redis commands. Spread over a step's calls it is the part of the per-call figures that is not per call.
+   */
+  idle: { asteriskCpuMsPerS: number; serviceCpuMsPerS: number | null; pgXactsPerS: number | null; redisCommandsPerS: number | null } | null;
   plateaus: PlateauResult[];
   ramp: StepResult[];
   rampStop: RampStop;
@@ -498,6 +525,7 @@ async function runVariant(variant: 'A' | 'B', index: number): Promise<RunResult>
     index,
     idleRssKb: { asterisk: 0, service: null },
     idleHeapKb: null,
+    idle: null,
     plateaus: [],
     ramp: [],
     rampStop: 'top step reached',
@@ -522,6 +550,8 @@ async function runVariant(variant: 'A' | 'B', index: number): Promise<RunResult>
       for (let i = 0; i < 5; i++, await sleep(1000)) idle.push(((await metricsOf()).nodejs_heap_used_bytes ?? 0) / 1024);
       result.idleHeapKb = Math.min(...idle);
     }
+    result.idle = await idleRates(ctx);
+    say(`idle ${IDLE_SECONDS} s (${PROFILE.agents} agents signed in, no call): ${idleLine(result.idle)}`);
 
     if (svc) result.profileSkipMs = Date.now() - svc.startedAt;
     // P2 first (ascending plateaus), so the ramp's high-water mark does not hide the memory per call
@@ -983,6 +1013,14 @@ function table(summary: any, runs: RunResult[]): string {
       : 'no hold step';
     lines.push(`- ${r.variant}${r.index}: ramp stopped by ${stop}; ${hold}.`);
   }
+  lines.push(
+    '',
+    `Idle (${PROFILE.agents} agents signed in, no call, ${IDLE_SECONDS} s): the periodic work, which the per-call figures above spread over each step's calls.`,
+    '',
+    '| run | CPU ms/s ast / svc | PG xacts/s | Redis cmds/s |',
+    '|---|---|---|---|',
+  );
+  for (const r of runs) if (r.idle) lines.push(`| ${r.variant}${r.index} | ${r.idle.asteriskCpuMsPerS} / ${f(r.idle.serviceCpuMsPerS)} | ${f(r.idle.pgXactsPerS)} | ${f(r.idle.redisCommandsPerS)} |`);
   lines.push('', '| run | idle RSS KB ast / svc | plateau | channels seen | RSS KB ast / svc | svc heap KB | failed | leftover channels |', '|---|---|---|---|---|---|---|---|');
   for (const r of runs) {
     for (const p of r.plateaus) {

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { pino } from 'pino';
 import { ThinAriClient } from '../../src/ari/thin-client.js';
+import { FALLBACK_DIAL_MAX_CHARS, FALLBACK_DIAL_VAR, startFallback } from '../../src/calls/fallback.js';
 import type { AriEvent } from '../../src/ari/port.js';
 import { ARI, ROOT, ariBridges, ariChannels, waitFor } from '../helpers/stack.js';
 
@@ -115,6 +116,33 @@ t.test('globals and dialplan functions (through a parked util- channel that the 
   t.notOk(events.some((e) => 'channel' in e && e.channel.id.startsWith('util-')), 'no util- channel event reached the application');
   await raw('POST', `/asterisk/variable?variable=${name}`);
   t.equal(await ari.globals.get(name), '');
+});
+
+t.test('the fallback ring group of a large floor reaches Asterisk (the value goes in the body, not the request line)', async (t) => {
+  const before = await ari.globals.get(FALLBACK_DIAL_VAR);
+  t.teardown(() => ari.globals.set(FALLBACK_DIAL_VAR, before));
+  const lines: Array<{ level: number; msg: string }> = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as { level: number; msg: string }) });
+  const floor = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({ agentId: String(10001 + i), state: 'ready' as const, reason: null, since: 0, callId: null, skills: { general: 5 }, endpoint: `PJSIP/agent${10001 + i}` }));
+  let agents = floor(240);
+  // db: the sync never reads it (a call the dialplan took is only imported when Asterisk holds one)
+  const fb = startFallback({ ari, db: {} as never, engine: { listAgents: async () => agents }, skill: 'general', log, intervalMs: 3_600_000 });
+  t.teardown(() => fb.stop());
+
+  await fb.sync();
+  const all = agents.map((a) => a.endpoint).sort().join('&');
+  t.ok(all.length > 3000, `240 phones: a ${all.length}-character dial string`);
+  t.equal(await ari.globals.get(FALLBACK_DIAL_VAR), all, 'every phone is in the ring group, read back from Asterisk');
+  t.notOk(lines.some((l) => l.level >= 40), 'no warning');
+
+  // more phones than Dial() takes: the first that fit ring, and the engineer is told
+  agents = floor(600);
+  await fb.sync();
+  const got = await ari.globals.get(FALLBACK_DIAL_VAR);
+  t.ok(got.length <= FALLBACK_DIAL_MAX_CHARS && got.length > FALLBACK_DIAL_MAX_CHARS - 20, `capped at ${got.length} characters`);
+  t.ok(all.startsWith(got.split('&').slice(0, 240).join('&')), 'the first phones (in order) are the ones kept');
+  t.ok(lines.some((l) => l.level === 40 && /too many phones/.test(l.msg)), 'a warning says only the first ring');
 });
 
 t.test('dynamic config: put, get, delete a PJSIP AOR', async (t) => {
