@@ -43,6 +43,8 @@ const ariFilter = process.argv.includes('--ari-filter');
  * environment's ARI_CLIENT, else the service's default). `thin` sets the event filter itself.
  */
 const ariClientArg = process.argv.includes('--ari-client') ? process.argv[process.argv.indexOf('--ari-client') + 1] : process.env.ARI_CLIENT;
+/** --ari-rest http|websocket: where B's thin client sends REST requests (ARI_REST in its environment) */
+const ariRestArg = process.argv.includes('--ari-rest') ? process.argv[process.argv.indexOf('--ari-rest') + 1] : process.env.ARI_REST;
 if (ariClientArg !== undefined && ariClientArg !== 'thin' && ariClientArg !== 'ari-client') throw new Error(`--ari-client must be thin or ari-client, got "${ariClientArg}"`);
 const FILTER_TYPES = ['StasisStart', 'StasisEnd', 'ChannelDestroyed', 'ChannelDtmfReceived', 'PlaybackFinished', 'ApplicationReplaced'];
 
@@ -188,6 +190,7 @@ async function startService(queuesFile: string, logFile: string, profileDir: str
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
     REPEAT_CALLER_DAYS: '0',
     ...(ariClientArg ? { ARI_CLIENT: ariClientArg } : {}),
+    ...(ariRestArg ? { ARI_REST: ariRestArg } : {}),
   };
   const node = [process.execPath, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), '--import', 'tsx', path.join(REPO, 'src/main.ts')];
   const [cmd, ...args] = taskset ? [taskset, '-c', '1', ...node] : node;
@@ -930,7 +933,7 @@ async function machine(pinned: boolean) {
     asterisk: (await asteriskSh('cli', 'core show version').catch(() => '')).trim(),
     sipp: (await ver('sipp', ['-v'])).replace(/\x1b\[[0-9;]*m/g, '').trim(),
     pinning: pinned ? 'taskset: SIPp (callers and agent phones) on CPU 0; Asterisk (all threads) and the service on CPU 1' : 'none (taskset missing or fewer than 2 CPUs)',
-    profile: `${quick ? 'quick' : 'full'}${profile ? ' --profile (service under the V8 profiler: its CPU and latency figures are inflated)' : ''}${ariFilter ? ' --ari-filter (B with the ARI event filter set by the bench)' : ''}${ariClientArg ? ` --ari-client ${ariClientArg} (B's ARI adapter, ARI_CLIENT)` : ''}`,
+    profile: `${quick ? 'quick' : 'full'}${profile ? ' --profile (service under the V8 profiler: its CPU and latency figures are inflated)' : ''}${ariFilter ? ' --ari-filter (B with the ARI event filter set by the bench)' : ''}${ariClientArg ? ` --ari-client ${ariClientArg} (B's ARI adapter, ARI_CLIENT)` : ''}${ariRestArg ? ` --ari-rest ${ariRestArg} (B's REST transport, ARI_REST)` : ''}`,
   };
 }
 

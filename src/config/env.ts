@@ -29,7 +29,8 @@ export interface Config {
   /** prefix of every Redis key and BullMQ queue of this deployment */
   redisPrefix: string;
   /** client: which ARI adapter (ARI_CLIENT): ari-client (src/ari/client.ts) or thin (src/ari/thin-client.ts, node:http + ws) */
-  ari: { url: string; user: string; password: string; app: string; startupTimeoutMs: number; requestTimeoutMs: number; client: 'ari-client' | 'thin' };
+  /** rest: where the thin client sends REST requests (ARI_REST): http (keep-alive pool) or websocket (Asterisk 22's REST over WebSocket) */
+  ari: { url: string; user: string; password: string; app: string; startupTimeoutMs: number; requestTimeoutMs: number; client: 'ari-client' | 'thin'; rest: 'http' | 'websocket' };
   admin: { user: string; password: string };
   tokenTtlHours: number;
   /** failed sign-ins allowed per user name / per client address within loginFailureWindowSeconds, then 429 */
@@ -202,6 +203,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       startupTimeoutMs: int(env, 'ARI_STARTUP_TIMEOUT_SECONDS', 30, 0, 3600) * 1000,
       requestTimeoutMs: int(env, 'ARI_REQUEST_TIMEOUT_MS', 5000, 100, 60000),
       client: oneOf(env, 'ARI_CLIENT', ['ari-client', 'thin'] as const, 'thin'),
+      rest: oneOf(env, 'ARI_REST', ['http', 'websocket'] as const, 'http'),
     },
     admin: {
       user: str(env, 'HOTLINE_ADMIN_USER', DEV_DEFAULTS.HOTLINE_ADMIN_USER),
