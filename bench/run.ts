@@ -33,6 +33,12 @@ const quick = process.argv.includes('--quick');
 /** --profile: the service runs with node --cpu-prof (slower: its figures are then not comparable) and the summary says where its CPU went */
 const profile = process.argv.includes('--profile');
 /**
+ * --service-cpu N: B's service on CPU N instead of Asterisk's (diagnostic, with --profile: the V8 profile samples
+ * wall time, so on a shared CPU it counts the moments Asterisk preempts the service inside a socket write as the
+ * service's; on CPU 0 (with SIPp) it shows the service's own work). Its figures are then not comparable.
+ */
+const serviceCpuArg = process.argv.includes('--service-cpu') ? process.argv[process.argv.indexOf('--service-cpu') + 1]! : '1';
+/**
  * --ari-filter: an experiment from outside the service. After it connects, the bench sets ARI's
  * per-application event filter (PUT /applications/hotline/eventFilter) to the six event types the
  * adapter listens to (src/ari/client.ts EVENT_TYPES), so Asterisk stops sending the rest.
@@ -193,7 +199,7 @@ async function startService(queuesFile: string, logFile: string, profileDir: str
     ...(ariRestArg ? { ARI_REST: ariRestArg } : {}),
   };
   const node = [process.execPath, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), '--import', 'tsx', path.join(REPO, 'src/main.ts')];
-  const [cmd, ...args] = taskset ? [taskset, '-c', '1', ...node] : node;
+  const [cmd, ...args] = taskset ? [taskset, '-c', serviceCpuArg, ...node] : node;
   const startedAt = Date.now();
   const child = spawn(cmd!, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const log = createWriteStream(logFile);
@@ -241,6 +247,18 @@ async function metricsOf(): Promise<Record<string, number>> {
 
 const ariRequests = (m: Record<string, number>) =>
   Object.entries(m).reduce((t, [k, v]) => (k.startsWith('hotline_ari_request_duration_seconds_count') ? t + v : t), 0);
+
+/** ARI requests per call by operation (the metric's op label), busiest first */
+function ariRequestsByOp(m0: Record<string, number>, m1: Record<string, number>, n: number): Record<string, number> {
+  const out: Array<[string, number]> = [];
+  for (const [k, v] of Object.entries(m1)) {
+    const op = /^hotline_ari_request_duration_seconds_count\{op="([^"]*)"\}$/.exec(k)?.[1];
+    if (op === undefined) continue;
+    const per = round((v - (m0[k] ?? 0)) / n, 2) ?? 0;
+    if (per > 0) out.push([op, per]);
+  }
+  return Object.fromEntries(out.sort((a, b) => b[1] - a[1]));
+}
 
 async function cleanRedis(): Promise<void> {
   const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 2 });
@@ -352,6 +370,8 @@ interface StepResult {
   dtmfToAgentMs: { p50: number | null; p99: number | null; joined: number };
   cpuMsPerCall: { asterisk: number | null; service: number | null };
   wsBytesPerCall: number | null;
+  /** B: ARI requests per call by operation (from /metrics), busiest first */
+  ariRequestsByOp?: Record<string, number> | null;
   wsMessagesPerCall: number | null;
   ariRequestsPerCall: number | null;
   eventLoopDelayP99Ms: number | null;
@@ -685,6 +705,7 @@ async function rampStep(ctx: Ctx, rate: number, seconds: number, label: string, 
     wsBytesPerCall: m0 && m1 ? round((m1.hotline_ari_ws_bytes_received_total! - m0.hotline_ari_ws_bytes_received_total!) / n, 0) : null,
     wsMessagesPerCall: m0 && m1 ? round((m1.hotline_ari_ws_messages_received_total! - m0.hotline_ari_ws_messages_received_total!) / n, 1) : null,
     ariRequestsPerCall: m0 && m1 ? round((ariRequests(m1) - ariRequests(m0)) / n, 1) : null,
+    ariRequestsByOp: m0 && m1 ? ariRequestsByOp(m0, m1, n) : null,
     eventLoopDelayP99Ms: ctx.svc ? round(loopP99, 2) : null,
     pgXactsPerCall: perCall(rt0?.pgXacts, rt1?.pgXacts, n),
     redisCommandsPerCall: perCall(rt0?.redisCommands, rt1?.redisCommands, n),
@@ -933,7 +954,7 @@ async function machine(pinned: boolean) {
     asterisk: (await asteriskSh('cli', 'core show version').catch(() => '')).trim(),
     sipp: (await ver('sipp', ['-v'])).replace(/\x1b\[[0-9;]*m/g, '').trim(),
     pinning: pinned ? 'taskset: SIPp (callers and agent phones) on CPU 0; Asterisk (all threads) and the service on CPU 1' : 'none (taskset missing or fewer than 2 CPUs)',
-    profile: `${quick ? 'quick' : 'full'}${profile ? ' --profile (service under the V8 profiler: its CPU and latency figures are inflated)' : ''}${ariFilter ? ' --ari-filter (B with the ARI event filter set by the bench)' : ''}${ariClientArg ? ` --ari-client ${ariClientArg} (B's ARI adapter, ARI_CLIENT)` : ''}${ariRestArg ? ` --ari-rest ${ariRestArg} (B's REST transport, ARI_REST)` : ''}`,
+    profile: `${quick ? 'quick' : 'full'}${profile ? ' --profile (service under the V8 profiler: its CPU and latency figures are inflated)' : ''}${ariFilter ? ' --ari-filter (B with the ARI event filter set by the bench)' : ''}${ariClientArg ? ` --ari-client ${ariClientArg} (B's ARI adapter, ARI_CLIENT)` : ''}${ariRestArg ? ` --ari-rest ${ariRestArg} (B's REST transport, ARI_REST)` : ''}${serviceCpuArg !== '1' ? ` --service-cpu ${serviceCpuArg} (B's service away from Asterisk's CPU: not comparable)` : ''}`,
   };
 }
 
@@ -1015,6 +1036,10 @@ function table(summary: any, runs: RunResult[]): string {
       ? `hold ${r.hold.rate} cps for ${PROFILE.holdStepSeconds} s: ${r.hold.failedPct} % failed, ${r.hold.retransmissionsPct} % retransmissions → ${passes(r.hold) ? `held, cps ${r.hold.rate}` : `hold failed, cps ${Math.max(0, ...r.ramp.filter((x) => passes(x) && x.rate < r.hold!.rate).map((x) => x.rate))} (highest passing ramp step below the hold rate)`}`
       : 'no hold step';
     lines.push(`- ${r.variant}${r.index}: ramp stopped by ${stop}; ${hold}.`);
+  }
+  for (const r of runs) {
+    const by = r.hold?.ariRequestsByOp;
+    if (by && Object.keys(by).length) lines.push('', `${r.variant}${r.index}: ARI requests per call in the hold step, by operation: ${Object.entries(by).map(([op, n]) => `${op} ${n}`).join(', ')}.`);
   }
   lines.push(
     '',

@@ -568,15 +568,8 @@ export class CallSession implements ChannelOwner {
     const queuedAt = new Date(this.firstQueuedAt);
     if (since === undefined) this.update({ queue: queueId, queued_at: queuedAt, ivr_done_at: queuedAt, ivr_path: this.ivrPath });
     this.event('queued', { queue: queueId, preferredAgent: this.preferredAgent ?? null });
-    // the bridge and its music are set up while the call takes its place in line and the first agent is claimed:
-    // an agent free now rings without waiting for them (3 ARI round trips). ringAgent awaits them before the agent
-    // can join; a caller left waiting has them before the first wait.
-    const staging = this.ensureBridge().then(() => this.startMoh());
-    staging.catch(() => undefined); // awaited below; a failure is thrown there
-    this.staging = staging;
-    // a resumed caller may be due for its max wait at once: everything after the claim needs the bridge
-    if (since !== undefined) await staging;
-    let firstTurn = since === undefined;
+    await this.ensureBridge();
+    await this.startMoh();
     let woken = false;
     this.unsubscribeWake = this.deps.engine.onAgentReady(() => {
       woken = true;
@@ -598,9 +591,6 @@ export class CallSession implements ChannelOwner {
         (err: unknown) => (redisFailed(err), false),
       );
       while (!this.callerGone) {
-        // only a fresh call's first claim runs beside the staging (no max wait or overflow is due yet: both are >= 1 s)
-        if (!firstTurn) await staging;
-        firstTurn = false;
         const q = this.queue!;
         const t = Date.now();
         if (callbackOffered && q.callbackOffer && this.io.digits.includes(q.callbackOffer.key)) return await this.callbackAccepted();
@@ -633,7 +623,6 @@ export class CallSession implements ChannelOwner {
           inLine = false; // back in line (next turn) with the same arrival time: it keeps its place
           continue;
         }
-        await staging;
         if (!callbackOffered && q.callbackOffer && t - this.firstQueuedAt >= q.callbackOffer.afterSeconds * 1000) {
           callbackOffered = true;
           this.event('queue.callback_offered', { key: q.callbackOffer.key });
@@ -792,9 +781,6 @@ export class CallSession implements ChannelOwner {
         cause = err instanceof AriUnavailable ? 'asterisk unreachable' : 'phone unreachable';
       }
     }
-    // the caller's bridge and music, started while this agent was claimed (waitInQueue): ready before the agent joins
-    // (a failure ends the call as before; finish() hangs up the ringing leg and frees the agent)
-    if (this.staging) await this.staging;
 
     const outcome = await this.waitFor(
       () => (this.callerGone ? 'caller_gone' : this.leg?.answered ? 'answered' : this.leg?.gone ? 'no_answer' : undefined),
@@ -1292,8 +1278,6 @@ export class CallSession implements ChannelOwner {
     this.event('survey.credited', { agents, score, scale, satisfied });
   }
 
-  /** the bridge and music of the call's first entry in a queue, set up in parallel with the first claim (waitInQueue) */
-  private staging: Promise<void> | null = null;
   private historyPromise: Promise<[HistoryItem[], Awaited<ReturnType<typeof smsHistoryOf>>]> | null = null;
 
   /** the caller's earlier calls and SMS, looked up once while the caller waits (the screen pop needs them at once) */
