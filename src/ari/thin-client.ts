@@ -90,7 +90,9 @@ export class ThinAriClient extends AriAdapterBase implements AriPort {
     const Agent = this.base.protocol === 'https:' ? https.Agent : http.Agent;
     const maxSockets = opts.maxSockets ?? 8;
     this.agent = new Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, timeout: IDLE_SOCKET_MS, scheduling: 'lifo', noDelay: true } as http.AgentOptions);
-    this.fileAgent = new Agent({ keepAlive: false });
+    // kept alive as well (a new connection per call's recording was a TCP handshake and a new Asterisk HTTP thread
+    // each time): a few idle ones, closed before Asterisk's session_keep_alive does; a stream being read holds its own
+    this.fileAgent = new Agent({ keepAlive: true, maxFreeSockets: 2, timeout: IDLE_SOCKET_MS, scheduling: 'lifo' } as http.AgentOptions);
     this.eventFilter = opts.eventFilter ?? true;
     this.restOverWs = opts.rest === 'websocket';
   }
@@ -558,7 +560,7 @@ export class ThinAriClient extends AriAdapterBase implements AriPort {
       await this.call('delete recording', 'DELETE', `/recordings/stored/${enc(name)}`);
     },
     /**
-     * The stored file, streamed (GET /ari/recordings/stored/{name}/file) on its own connection.
+     * The stored file, streamed (GET /ari/recordings/stored/{name}/file) on a connection of its own pool (not the REST pool's).
      * The timeout covers the answer's headers only: the body streams for as long as the reader takes it.
      */
     file: (name: string) => {
@@ -573,48 +575,54 @@ export class ThinAriClient extends AriAdapterBase implements AriPort {
       const ms = this.opts.requestTimeoutMs;
       return new Promise<{ stream: IncomingMessage; contentType: string; size: number | null }>((resolve, reject) => {
         let done = false;
-        const req = this.transport.request(
-          {
-            protocol: this.base.protocol,
-            hostname: this.base.hostname,
-            port: this.base.port,
-            method: 'GET',
-            path: `/ari/recordings/stored/${enc(name)}/file`,
-            headers: { authorization: this.auth },
-            agent: this.fileAgent,
-          },
-          (res) => {
+        let req: http.ClientRequest;
+        const send = (retry: boolean) => {
+          req = this.transport.request(
+            {
+              protocol: this.base.protocol,
+              hostname: this.base.hostname,
+              port: this.base.port,
+              method: 'GET',
+              path: `/ari/recordings/stored/${enc(name)}/file`,
+              headers: { authorization: this.auth },
+              agent: this.fileAgent,
+            },
+            (res) => {
+              done = true;
+              clearTimeout(timer);
+              const status = res.statusCode ?? 0;
+              if (status < 200 || status >= 300) {
+                res.resume();
+                if (status === 404) return reject(fail(new AriGone(`${what} ${name}: Recording not found`)));
+                return reject(fail(new AriUnavailable(`${what} ${name}: HTTP ${status} from Asterisk`)));
+              }
+              observe();
+              const length = Number(res.headers['content-length'] ?? NaN);
+              // destroying this stream (the HTTP client went away) closes the connection: the download from Asterisk stops
+              resolve({
+                stream: res,
+                contentType: String(res.headers['content-type'] ?? 'application/octet-stream'),
+                size: Number.isSafeInteger(length) && length >= 0 ? length : null,
+              });
+            },
+          );
+          req.on('error', (err: NodeJS.ErrnoException) => {
+            if (done) return;
+            // a kept-alive socket Asterisk closed just as it was reused: once more on a new one (a GET, harmless)
+            if (retry && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) return send(false);
             done = true;
             clearTimeout(timer);
-            const status = res.statusCode ?? 0;
-            if (status < 200 || status >= 300) {
-              res.resume();
-              if (status === 404) return reject(fail(new AriGone(`${what} ${name}: Recording not found`)));
-              return reject(fail(new AriUnavailable(`${what} ${name}: HTTP ${status} from Asterisk`)));
-            }
-            observe();
-            const length = Number(res.headers['content-length'] ?? NaN);
-            // destroying this stream (the HTTP client went away) closes the connection: the download from Asterisk stops
-            resolve({
-              stream: res,
-              contentType: String(res.headers['content-type'] ?? 'application/octet-stream'),
-              size: Number.isSafeInteger(length) && length >= 0 ? length : null,
-            });
-          },
-        );
+            reject(fail(new AriUnavailable(`${what} ${name}: ${err.code ?? err.message}`)));
+          });
+          req.end();
+        };
         const timer = setTimeout(() => {
           if (done) return;
           done = true;
           req.destroy();
           reject(fail(new AriUnavailable(`${what} ${name}: no answer from Asterisk within ${ms} ms`)));
         }, ms);
-        req.on('error', (err: NodeJS.ErrnoException) => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          reject(fail(new AriUnavailable(`${what} ${name}: ${err.code ?? err.message}`)));
-        });
-        req.end();
+        send(true);
       });
     },
   };

@@ -439,6 +439,45 @@ t.test('recordings.file: streamed with our credentials on its own connection; 40
   await t.rejects(ari.recordings.file('x'), { name: 'AriUnavailable', message: /within 200 ms/ });
 });
 
+t.test('recordings.file: downloads reuse a kept-alive connection; one Asterisk closed under a reuse is tried once more on a new one', async (t) => {
+  const body = Buffer.alloc(20_000, 7);
+  const sockets = new Set<unknown>();
+  let requests = 0;
+  let dropNextReuse = false;
+  const seen = new WeakSet<object>();
+  const files = createServer((req, res) => {
+    requests++;
+    const reused = seen.has(req.socket);
+    seen.add(req.socket);
+    sockets.add(req.socket);
+    if (dropNextReuse && reused) {
+      dropNextReuse = false;
+      req.socket.destroy(); // as Asterisk closing an idle session just as the client reused it
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'audio/wav', 'content-length': body.length }).end(body);
+  });
+  await new Promise<void>((r) => files.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    files.closeAllConnections();
+    files.close();
+  });
+  const client = new ThinAriClient({ url: `http://127.0.0.1:${(files.address() as AddressInfo).port}`, user: 'hotline', password: 'secret', app: 'unit-thin-files', requestTimeoutMs: 1000, startupTimeoutMs: 0, log: silent });
+  t.teardown(() => client.close());
+  const read = async () => {
+    const f = await client.recordings.file('call-1');
+    const chunks: Buffer[] = [];
+    for await (const c of f.stream) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  };
+  for (let i = 0; i < 3; i++) t.ok((await read()).equals(body), `download ${i + 1} complete`);
+  t.equal(sockets.size, 1, 'three downloads, one connection');
+  dropNextReuse = true;
+  t.ok((await read()).equals(body), 'the download after a dropped reuse is complete');
+  t.equal(requests, 5, 'the dropped request was sent once more');
+  t.equal(sockets.size, 2, 'on a new connection');
+});
+
 t.test('createAriClient and ARI_CLIENT', async (t) => {
   const opts = { url: 'http://127.0.0.1:1', user: 'u', password: 'p', app: 'x', requestTimeoutMs: 200, startupTimeoutMs: 0, log: silent };
   const thin = await createAriClient(opts);
