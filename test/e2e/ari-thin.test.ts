@@ -126,7 +126,8 @@ t.test('the fallback ring group of a large floor reaches Asterisk (the value goe
   const floor = (n: number) =>
     Array.from({ length: n }, (_, i) => ({ agentId: String(10001 + i), state: 'ready' as const, reason: null, since: 0, callId: null, skills: { general: 5 }, endpoint: `PJSIP/agent${10001 + i}` }));
   let agents = floor(240);
-  // db: the sync never reads it (a call the dialplan took is only imported when Asterisk holds one)
+  // db: the sync never reads it (only the import of calls the dialplan took does, when Asterisk holds some: it then
+  // fails after the sync and logs a warning)
   const fb = startFallback({ ari, db: {} as never, engine: { listAgents: async () => agents }, skill: 'general', log, intervalMs: 3_600_000 });
   t.teardown(() => fb.stop());
 
@@ -134,7 +135,8 @@ t.test('the fallback ring group of a large floor reaches Asterisk (the value goe
   const all = agents.map((a) => a.endpoint).sort().join('&');
   t.ok(all.length > 3000, `240 phones: a ${all.length}-character dial string`);
   t.equal(await ari.globals.get(FALLBACK_DIAL_VAR), all, 'every phone is in the ring group, read back from Asterisk');
-  t.notOk(lines.some((l) => l.level >= 40), 'no warning');
+  // (other warnings may come from the import of calls the dialplan took, which this test gives no database)
+  t.notOk(lines.some((l) => /too many phones/.test(l.msg)), 'no warning that phones were left out');
 
   // more phones than Dial() takes: the first that fit ring, and the engineer is told
   agents = floor(600);
