@@ -140,10 +140,13 @@ export function createCallRouter(deps: RouterDeps): CallRouter {
   }
 
   async function reconcile(): Promise<void> {
+    // only the channels known before the lists are asked for can be missing from them: a caller whose StasisStart
+    // arrives while the lists are on their way (new calls keep coming during a hand-over) is not in them, and alive
+    const known = [...byChannel];
     const [channels, bridges] = await Promise.all([deps.ari.channels.list(), deps.ari.bridges.list()]);
     const alive = new Map(channels.map((c) => [c.id, c]));
-    for (const [channelId, session] of [...byChannel]) {
-      if (!alive.has(channelId)) session.onChannelGone(channelId, 'vanished while ARI was disconnected');
+    for (const [channelId, session] of known) {
+      if (!alive.has(channelId) && byChannel.get(channelId) === session) session.onChannelGone(channelId, 'vanished while ARI was disconnected');
     }
     const bridgeOf = new Map<string, { id: string; channels: string[] }>();
     for (const b of bridges) for (const c of b.channels) bridgeOf.set(c, b);
