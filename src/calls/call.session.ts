@@ -173,7 +173,8 @@ export class CallSession implements ChannelOwner {
   private answeredAt: Date | null = null;
   private offeredAt: Date | null = null;
   private bridgeCreated = false;
-  private mohOn = false;
+  /** music for the caller: on its own channel while it waits outside any bridge, on the call's bridge once there is one */
+  private mohOn: false | 'channel' | 'bridge' = false;
   private queue: QueueConfig | null = null;
   /** first time the call entered any queue (max wait, FIFO place) and this queue (overflow) */
   private firstQueuedAt = 0;
@@ -568,7 +569,8 @@ export class CallSession implements ChannelOwner {
     const queuedAt = new Date(this.firstQueuedAt);
     if (since === undefined) this.update({ queue: queueId, queued_at: queuedAt, ivr_done_at: queuedAt, ivr_path: this.ivrPath });
     this.event('queued', { queue: queueId, preferredAgent: this.preferredAgent ?? null });
-    await this.ensureBridge();
+    // a first-time caller waits on its own channel (music there, no bridge): the call's bridge is made when an agent
+    // answers (ringAgent), with both in at once; a bridge with the music's announcer would be mixed all the wait
     await this.startMoh();
     let woken = false;
     this.unsubscribeWake = this.deps.engine.onAgentReady(() => {
@@ -789,8 +791,13 @@ export class CallSession implements ChannelOwner {
 
     if (outcome === 'answered' && !this.callerGone) {
       await this.deps.agentStates.transition(agentId, 'on_call', { expectCallId: this.id, callId: this.id });
-      await this.deps.ari.bridges.addChannel(this.bridgeId, [channelId]);
-      await this.stopMoh();
+      if (this.bridgeCreated) {
+        await this.deps.ari.bridges.addChannel(this.bridgeId, [channelId]);
+        await this.stopMoh();
+      } else {
+        await this.stopMoh(); // the channel's music, before the caller joins a bridge
+        await this.ensureBridge([channelId]);
+      }
       this.move('agent_answered');
       if (!this.answeredAt) {
         this.answeredAt = new Date();
@@ -835,15 +842,21 @@ export class CallSession implements ChannelOwner {
 
   private async startMoh(): Promise<void> {
     if (this.mohOn || this.callerGone) return;
-    // a taken-over call's bridge may still play music: a conflict is no failure
-    await ignoreGone(this.deps.ari.bridges.startMoh(this.bridgeId, this.queue?.moh));
-    this.mohOn = true;
+    if (this.bridgeCreated) {
+      // a taken-over call's bridge may still play music: a conflict is no failure
+      await ignoreGone(this.deps.ari.bridges.startMoh(this.bridgeId, this.queue?.moh));
+      this.mohOn = 'bridge';
+    } else {
+      await ignoreGone(this.deps.ari.channels.startMoh(this.callerChannelId, this.queue?.moh));
+      this.mohOn = 'channel';
+    }
   }
 
   private async stopMoh(): Promise<void> {
-    if (!this.mohOn) return;
+    const where = this.mohOn;
+    if (!where) return;
     this.mohOn = false;
-    await ignoreGone(this.deps.ari.bridges.stopMoh(this.bridgeId));
+    await ignoreGone(where === 'bridge' ? this.deps.ari.bridges.stopMoh(this.bridgeId) : this.deps.ari.channels.stopMoh(this.callerChannelId));
   }
 
   // ---- the conversation and call control ------------------------------------------------------
@@ -929,11 +942,14 @@ export class CallSession implements ChannelOwner {
     if (leg.agentId) await this.releaseAgent(leg as AgentLeg & { agentId: string });
   }
 
-  private async ensureBridge(): Promise<void> {
+  /** the call's bridge with the caller in it (and `with`, e.g. the agent who just answered, in the same request) */
+  private async ensureBridge(withChannels: string[] = []): Promise<void> {
     if (!this.bridgeCreated) {
       await this.deps.ari.bridges.create(this.bridgeId, 'mixing', `call ${this.id}`);
       this.bridgeCreated = true;
-      await this.deps.ari.bridges.addChannel(this.bridgeId, [this.callerChannelId]);
+      await this.deps.ari.bridges.addChannel(this.bridgeId, [this.callerChannelId, ...withChannels]);
+    } else if (withChannels.length) {
+      await this.deps.ari.bridges.addChannel(this.bridgeId, withChannels);
     }
   }
 

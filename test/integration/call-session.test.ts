@@ -94,8 +94,14 @@ t.test('given a caller who presses 1, when the agent answers and the caller hang
   ari.press(c.id, '1');
   const req = await originated(1);
   t.equal(req.endpoint, `PJSIP/agent${agentId}`);
+  // while the agent rings, the caller waits on its own channel with music: no bridge, no music announcer yet
+  t.ok(ari.ops('startMoh').some((a) => a[0] === c.id), 'music on the caller channel');
+  t.same(ari.ops('bridge.create'), [], 'no bridge while the caller waits');
   ari.answer(req.channelId);
   await waitFor(() => ari.ops('bridge.add').some((a) => (a[1] as string[]).includes(req.channelId)) || undefined, 5000, 'agent bridged');
+  t.same(ari.ops('bridge.add').map((a) => a[1]), [[c.id, req.channelId]], 'caller and agent join the new bridge in one request');
+  t.ok(ari.ops('stopMoh').some((a) => a[0] === c.id), "the caller channel's music stopped");
+  t.same(ari.ops('bridge.moh'), [], 'no music announcer in the bridge');
   t.equal((await agentState()).state, 'on_call');
   ari.hangupFromOutside(c.id);
   const rec = await recordOf(caller);
@@ -202,5 +208,33 @@ t.test('given a take-over, when the caller of a connected call hangs up between 
   offB();
   // the shared router hears the fake again for the tests after this one
   offShared = ari.onEvent((e) => router.handle(e));
+  await waitFor(async () => (await agentState()).state === 'ready' || undefined, 5000, 'agent ready again');
+});
+
+t.test('given a reconciliation under way (a hand-over, a reconnection), when a caller arrives while the channel list is on its way, then that call goes on', async (t) => {
+  // the list answers with what Asterisk had when it was asked; the new caller arrives (and is taken) before the answer
+  const caller = nextCaller();
+  const realList = ari.channels.list;
+  t.teardown(() => {
+    ari.channels.list = realList;
+  });
+  let c: ReturnType<typeof ari.callerArrives> | null = null;
+  ari.channels.list = async () => {
+    const before = await realList();
+    c = ari.callerArrives(caller, '12345');
+    await waitFor(async () => ((await db.selectFrom('calls').select('id').where('caller', '=', caller).executeTakeFirst()) ? true : undefined), 5000, 'the new call on record');
+    return before;
+  };
+  await router.resync();
+  ari.channels.list = realList;
+  t.ok(c, 'the caller arrived during the reconciliation');
+  const n = ari.ops('originate').length + 1;
+  ari.press(c!.id, '1');
+  const req = await originated(n);
+  ari.answer(req.channelId);
+  await waitFor(() => ari.ops('bridge.add').some((a) => (a[1] as string[]).includes(req.channelId)) || undefined, 5000, 'agent bridged');
+  ari.hangupFromOutside(c!.id);
+  const rec = await recordOf(caller);
+  t.equal(rec.disposition, 'answered', 'answered by an agent, not ended as vanished');
   await waitFor(async () => (await agentState()).state === 'ready' || undefined, 5000, 'agent ready again');
 });
