@@ -791,13 +791,9 @@ export class CallSession implements ChannelOwner {
 
     if (outcome === 'answered' && !this.callerGone) {
       await this.deps.agentStates.transition(agentId, 'on_call', { expectCallId: this.id, callId: this.id });
-      if (this.bridgeCreated) {
-        await this.deps.ari.bridges.addChannel(this.bridgeId, [channelId]);
-        await this.stopMoh();
-      } else {
-        await this.stopMoh(); // the channel's music, before the caller joins a bridge
-        await this.ensureBridge([channelId]);
-      }
+      if (this.mohOn === 'channel') await this.stopMoh(); // before the caller joins a bridge
+      await this.ensureBridge([channelId]);
+      await this.stopMoh(); // the bridge's music, once the agent is in
       this.move('agent_answered');
       if (!this.answeredAt) {
         this.answeredAt = new Date();
