@@ -60,6 +60,8 @@ function queryString(query: Query | undefined): string {
   }
   return qs;
 }
+/** the error of a request on a kept-alive socket the server closed just as it was reused (callers decide whether to send it again) */
+const reusedAndClosed = (req: http.ClientRequest, err: NodeJS.ErrnoException) => req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
 /** idle keep-alive sockets are closed after this (Asterisk's http.conf session_keep_alive defaults to 15 s) */
 const IDLE_SOCKET_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -383,7 +385,7 @@ export class ThinAriClient extends AriAdapterBase implements AriPort {
         req.on('error', (err: NodeJS.ErrnoException) => {
           if (done) return;
           // a kept-alive socket the server closed just as we reused it: once more on a new one, when harmless to repeat
-          if (retry && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE') && method !== 'POST') return send(false);
+          if (retry && reusedAndClosed(req, err) && method !== 'POST') return send(false);
           finish(new AriUnavailable(`${what}: ${err.code ?? err.message}`));
         });
         req.end(payload);
@@ -609,7 +611,7 @@ export class ThinAriClient extends AriAdapterBase implements AriPort {
           req.on('error', (err: NodeJS.ErrnoException) => {
             if (done) return;
             // a kept-alive socket Asterisk closed just as it was reused: once more on a new one (a GET, harmless)
-            if (retry && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) return send(false);
+            if (retry && reusedAndClosed(req, err)) return send(false);
             done = true;
             clearTimeout(timer);
             reject(fail(new AriUnavailable(`${what} ${name}: ${err.code ?? err.message}`)));

@@ -108,10 +108,17 @@ export class OpRegistry<D = Db> {
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
-/** a UUIDv7: 48 bits of epoch milliseconds, then random bits (RFC 9562) */
 /** random bytes for uuidv7, drawn 4 KB at a time: one getrandom() per 256 ids instead of one per id (every record write makes one) */
 const RANDOM_POOL = Buffer.alloc(4096);
 let randomAt = RANDOM_POOL.length;
+
+/** 16 bytes as a UUID's text, after its version and variant bits are set */
+function uuidText(b: Buffer): string {
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** a UUIDv7: 48 bits of epoch milliseconds, then random bits (RFC 9562) */
 export function uuidv7(now = Date.now()): string {
   if (randomAt + 16 > RANDOM_POOL.length) {
     randomFillSync(RANDOM_POOL);
@@ -122,8 +129,7 @@ export function uuidv7(now = Date.now()): string {
   b.writeUIntBE(now, 0, 6);
   b[6] = (b[6]! & 0x0f) | 0x70;
   b[8] = (b[8]! & 0x3f) | 0x80;
-  const h = b.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  return uuidText(b);
 }
 
 /** the smallest UUIDv7 of a millisecond: every marker older than `ms` sorts below it */
@@ -132,8 +138,7 @@ export function uuidv7Floor(ms: number): string {
   b.writeUIntBE(ms, 0, 6);
   b[6] = 0x70;
   b[8] = 0x80;
-  const h = b.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  return uuidText(b);
 }
 
 /** args to JSON-safe data: Dates tagged, undefined dropped; anything JSON cannot carry is refused */
