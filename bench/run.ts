@@ -30,6 +30,8 @@ import { installVariantA, removeVariantA, A_NUMBER } from './variant-a.js';
 const run = promisify(execFile);
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const quick = process.argv.includes('--quick');
+/** the value after `--name` on the command line (undefined when the option is not given) */
+const optionValue = (name: string): string | undefined => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
 /** --profile: the service runs with node --cpu-prof (slower: its figures are then not comparable) and the summary says where its CPU went */
 const profile = process.argv.includes('--profile');
 /**
@@ -37,7 +39,8 @@ const profile = process.argv.includes('--profile');
  * wall time, so on a shared CPU it counts the moments Asterisk preempts the service inside a socket write as the
  * service's; on CPU 0 (with SIPp) it shows the service's own work). Its figures are then not comparable.
  */
-const serviceCpuArg = process.argv.includes('--service-cpu') ? process.argv[process.argv.indexOf('--service-cpu') + 1]! : '1';
+const serviceCpuArg = optionValue('--service-cpu') ?? '1';
+if (!/^\d+$/.test(serviceCpuArg)) throw new Error(`--service-cpu must be a CPU number, got "${serviceCpuArg}"`);
 /**
  * --ari-filter: an experiment from outside the service. After it connects, the bench sets ARI's
  * per-application event filter (PUT /applications/hotline/eventFilter) to the six event types the
@@ -48,10 +51,11 @@ const ariFilter = process.argv.includes('--ari-filter');
  * --ari-client thin|ari-client: the ARI adapter B's service runs on (ARI_CLIENT in its environment; default: the
  * environment's ARI_CLIENT, else the service's default). `thin` sets the event filter itself.
  */
-const ariClientArg = process.argv.includes('--ari-client') ? process.argv[process.argv.indexOf('--ari-client') + 1] : process.env.ARI_CLIENT;
+const ariClientArg = optionValue('--ari-client') ?? process.env.ARI_CLIENT;
 /** --ari-rest http|websocket: where B's thin client sends REST requests (ARI_REST in its environment) */
-const ariRestArg = process.argv.includes('--ari-rest') ? process.argv[process.argv.indexOf('--ari-rest') + 1] : process.env.ARI_REST;
+const ariRestArg = optionValue('--ari-rest') ?? process.env.ARI_REST;
 if (ariClientArg !== undefined && ariClientArg !== 'thin' && ariClientArg !== 'ari-client') throw new Error(`--ari-client must be thin or ari-client, got "${ariClientArg}"`);
+if (ariRestArg !== undefined && ariRestArg !== 'http' && ariRestArg !== 'websocket') throw new Error(`--ari-rest must be http or websocket, got "${ariRestArg}"`);
 const FILTER_TYPES = ['StasisStart', 'StasisEnd', 'ChannelDestroyed', 'ChannelDtmfReceived', 'PlaybackFinished', 'ApplicationReplaced'];
 
 const CACHE = process.env.HOTLINE_CACHE ?? '/var/cache/hotline';
@@ -326,6 +330,9 @@ async function openProbe(): Promise<Probe> {
     },
   };
 }
+const perCall = (before: number | null | undefined, after: number | null | undefined, n: number, digits = 1) =>
+  before === null || before === undefined || after === null || after === undefined ? null : round((after - before) / n, digits);
+
 /** the idle window: long enough for every periodic task of the service (live view 2 s, fallback 5 s, sweeper 10 s) */
 const IDLE_SECONDS = 10;
 async function idleRates(ctx: Ctx): Promise<NonNullable<RunResult['idle']>> {
@@ -334,21 +341,18 @@ async function idleRates(ctx: Ctx): Promise<NonNullable<RunResult['idle']>> {
   await sleep(IDLE_SECONDS * 1000);
   const after = { ast: await cpuMs(ctx.astPid), svc: ctx.svc ? await cpuMs(ctx.svc.pid) : null, trips: await ctx.probe?.read() };
   const s = (Date.now() - t0) / 1000;
-  const rate = (a: number | null | undefined, b: number | null | undefined) => (a == null || b == null ? null : round((b - a) / s, 1));
+  // per second: perCall's delta over the window's seconds instead of a step's calls
   return {
-    asteriskCpuMsPerS: round((after.ast - before.ast) / s, 1) ?? 0,
-    serviceCpuMsPerS: rate(before.svc, after.svc),
-    pgXactsPerS: rate(before.trips?.pgXacts, after.trips?.pgXacts),
-    redisCommandsPerS: rate(before.trips?.redisCommands, after.trips?.redisCommands),
+    asteriskCpuMsPerS: perCall(before.ast, after.ast, s) ?? 0,
+    serviceCpuMsPerS: perCall(before.svc, after.svc, s),
+    pgXactsPerS: perCall(before.trips?.pgXacts, after.trips?.pgXacts, s),
+    redisCommandsPerS: perCall(before.trips?.redisCommands, after.trips?.redisCommands, s),
   };
 }
 const idleLine = (i: RunResult['idle']) =>
   i
     ? `CPU ms/s Asterisk ${i.asteriskCpuMsPerS} service ${i.serviceCpuMsPerS ?? 'n/a'}, PostgreSQL xacts/s ${i.pgXactsPerS ?? 'n/a'}, Redis commands/s ${i.redisCommandsPerS ?? 'n/a'}`
     : 'n/a';
-
-const perCall = (before: number | null | undefined, after: number | null | undefined, n: number, digits = 1) =>
-  before === null || before === undefined || after === null || after === undefined ? null : round((after - before) / n, digits);
 
 // ---------------------------------------------------------------- one variant run
 

@@ -68,6 +68,11 @@ const rejectedLines = (dir: string) =>
     .flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean))
     .map((l) => JSON.parse(l) as { reason: string; entry: unknown });
 
+/** the drained file is unlinked right after the pass that emptied it (not awaited by drained()): up to 1 s for it */
+async function fileRemoved(dir: string): Promise<void> {
+  for (let i = 0; i < 50 && jsonl(dir).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+}
+
 t.test('args travel as JSON with their Dates; classes of errors', async (t) => {
   const at = new Date('2026-12-01T08:00:00.123Z');
   const enc = encodeArgs({ at, list: [at, 1, 'x', null], skip: undefined, nested: { ok: true } });
@@ -141,8 +146,7 @@ t.test('a failed direct write diverts it and the rest of its stream to the file;
   t.same(db.of('a'), ['a1', 'a2', 'a3']);
   t.same(db.of('b'), ['b1']);
   t.notOk(o.diverting());
-  // the drained file is unlinked right after the pass that emptied it (not awaited by drained())
-  for (let i = 0; i < 50 && jsonl(dir).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  await fileRemoved(dir);
   t.same(jsonl(dir), [], 'the drained file is removed');
   await o.write('a', 'put', { s: 'a', v: 'a4' });
   t.same(db.of('a'), ['a1', 'a2', 'a3', 'a4'], 'straight to the database again');
@@ -186,8 +190,7 @@ t.test('replay after a restart: a new instance on the same directory takes the f
   t.ok(await second.drained(2000));
   t.same(db.of('call'), ['c1', 'c2', 'c3', 'c4', 'c5'], 'in order, once');
   t.same(db.of('dated'), ['2026-12-01T00:00:00.000Z'], 'a Date still a Date after the file');
-  // the drained file is unlinked right after the pass that emptied it (not awaited by drained())
-  for (let i = 0; i < 50 && jsonl(dir).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  await fileRemoved(dir);
   t.same(jsonl(dir), [], 'the taken-over file is removed once drained');
 });
 
