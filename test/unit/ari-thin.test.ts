@@ -489,6 +489,10 @@ t.test('createAriClient and ARI_CLIENT', async (t) => {
   t.equal(loadConfig({}).ari.client, 'thin');
   t.equal(loadConfig({ ARI_CLIENT: 'thin' }).ari.client, 'thin');
   t.throws(() => loadConfig({ ARI_CLIENT: 'undici' }), { name: 'ConfigError', message: /ARI_CLIENT must be one of ari-client, thin, got "undici"/ });
+  // ARI_REST: the thin client's REST transport, http unless asked
+  t.equal(loadConfig({}).ari.rest, 'http');
+  t.equal(loadConfig({ ARI_REST: 'websocket' }).ari.rest, 'websocket');
+  t.throws(() => loadConfig({ ARI_REST: 'ws' }), { name: 'ConfigError', message: /ARI_REST must be one of http, websocket, got "ws"/ });
 });
 
 t.test('rest: websocket: requests as RESTRequest messages on the event socket, answers matched by request_id', async (t) => {
