@@ -27,7 +27,7 @@ import { runFlow } from '../ivr/ivr.runner.js';
 import type { EventBus } from '../events/bus.js';
 import type { IvrStore } from '../ivr/ivr.store.js';
 import { startVoicemail } from '../voicemail/voicemails.repo.js';
-import { smsHistoryOf } from '../sms/sms.repo.js';
+import type { SmsHistoryItem } from '../sms/sms.repo.js';
 import { asteriskIds, type Keys } from '../redis/keys.js';
 import { callerOf, normalizePhone } from '../shared/phone.js';
 import { withTimeout } from '../shared/timeout.js';
@@ -36,7 +36,7 @@ import { ChannelIo } from './channel-io.js';
 import { CallRecorder, type CallRecordingSink } from './call-recorder.js';
 import { CallMonitors, type MonitorMode, type MonitorView, type Supervisor } from '../supervision/monitor.js';
 import { CallRecordWriter } from './call-record.js';
-import { callerHistory, lastAgentOf, type HistoryItem } from './calls.repo.js';
+import { lastAgentOf, screenPopHistory, type HistoryItem } from './calls.repo.js';
 import type { RecordOp, RecordOpArgs } from '../db/record-ops.js';
 import { dispositionOnEnd, transition, type CallEvent, type CallState } from './call.state.js';
 
@@ -1290,11 +1290,11 @@ export class CallSession implements ChannelOwner {
     this.event('survey.credited', { agents, score, scale, satisfied });
   }
 
-  private historyPromise: Promise<[HistoryItem[], Awaited<ReturnType<typeof smsHistoryOf>>]> | null = null;
+  private historyPromise: Promise<{ calls: HistoryItem[]; sms: SmsHistoryItem[] }> | null = null;
 
   /** the caller's earlier calls and SMS, looked up once while the caller waits (the screen pop needs them at once) */
-  private prefetchHistory(): Promise<[HistoryItem[], Awaited<ReturnType<typeof smsHistoryOf>>]> {
-    this.historyPromise ??= Promise.all([callerHistory(this.deps.db, this.caller, this.id, 10), smsHistoryOf(this.deps.db, this.caller, 10)]);
+  private prefetchHistory(): Promise<{ calls: HistoryItem[]; sms: SmsHistoryItem[] }> {
+    this.historyPromise ??= screenPopHistory(this.deps.db, this.caller, this.id, 10);
     this.historyPromise.catch(() => undefined); // a failure is reported where it is awaited
     return this.historyPromise;
   }
@@ -1309,7 +1309,7 @@ export class CallSession implements ChannelOwner {
         this.log.warn({ err: (err as Error).message }, 'caller history left out of the screen pop');
         return null;
       });
-      this.screenPop = { history: history?.[0] ?? null, sms: history?.[1] ?? null, tickets: [] };
+      this.screenPop = { history: history?.calls ?? null, sms: history?.sms ?? null, tickets: [] };
     }
     events.publish(
       'call.offered',

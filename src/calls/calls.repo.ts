@@ -1,5 +1,8 @@
 import { sql } from 'kysely';
+import { jsonArrayFrom } from 'kysely/helpers/postgres';
 import type { Db } from '../db/db.js';
+import { normalizePhone } from '../shared/phone.js';
+import { smsHistoryQuery, type SmsHistoryItem } from '../sms/sms.repo.js';
 import type { CallEventRow, CallRow, CallUpdate, Disposition, NewCall } from '../db/database.js';
 
 export async function insertCall(db: Db, call: NewCall): Promise<void> {
@@ -86,24 +89,40 @@ export interface HistoryItem {
   url: string;
 }
 
-/** a caller's earlier calls, newest first (the screen pop's history) */
-export async function callerHistory(db: Db, caller: string, exceptCallId: string, limit: number): Promise<HistoryItem[]> {
-  const rows = await db
+/** the query of a caller's earlier calls, newest first (the screen pop's history) */
+const callerHistoryQuery = (db: Db, caller: string, exceptCallId: string, limit: number) =>
+  db
     .selectFrom('calls')
     .select(['id', 'arrived_at', 'line', 'queue', 'agents', 'disposition', 'survey_score'])
     .where('caller', '=', caller)
     .where('id', '!=', exceptCallId)
     .orderBy('arrived_at', 'desc')
-    .limit(limit)
-    .execute();
-  return rows.map((r) => ({
-    callId: r.id,
-    arrivedAt: r.arrived_at.toISOString(),
-    line: r.line,
-    queue: r.queue,
-    agents: r.agents,
-    disposition: r.disposition,
-    surveyScore: r.survey_score,
-    url: `/api/v1/calls/${r.id}`,
-  }));
+    .limit(limit);
+
+/**
+ * The screen pop's history in one statement (one round trip, not two): the caller's earlier calls and its last
+ * SMS, both newest first. The rows come back as JSON, so their timestamps are read back into dates here.
+ */
+export async function screenPopHistory(db: Db, caller: string, exceptCallId: string, limit: number): Promise<{ calls: HistoryItem[]; sms: SmsHistoryItem[] }> {
+  const number = normalizePhone(caller);
+  const row = await db
+    .selectNoFrom([
+      jsonArrayFrom(callerHistoryQuery(db, caller, exceptCallId, limit)).as('calls'),
+      // a caller that is not a phone number has no messages (an empty select, so the statement stays one)
+      jsonArrayFrom(smsHistoryQuery(db, number ?? '', number === null ? 0 : limit)).as('sms'),
+    ])
+    .executeTakeFirstOrThrow();
+  return {
+    calls: row.calls.map((r) => ({
+      callId: r.id,
+      arrivedAt: new Date(r.arrived_at).toISOString(),
+      line: r.line,
+      queue: r.queue,
+      agents: r.agents,
+      disposition: r.disposition,
+      surveyScore: r.survey_score,
+      url: `/api/v1/calls/${r.id}`,
+    })),
+    sms: row.sms.map((m) => ({ ...m, at: new Date(m.at) })),
+  };
 }

@@ -114,22 +114,29 @@ export async function isAgentsCorrespondent(db: Db, number: string, who: { userI
   return viaCall !== undefined;
 }
 
-/** a caller's last messages, both ways, newest first (the screen pop); a number that is not one has none */
-export async function smsHistoryOf(
-  db: Db,
-  number: string,
-  limit: number,
-): Promise<Array<{ id: string; direction: SmsDirection; text: string; status: SmsStatus; at: Date }>> {
-  const n = normalizePhone(number);
-  if (n === null) return [];
-  return db
+export interface SmsHistoryItem {
+  id: string;
+  direction: SmsDirection;
+  text: string;
+  status: SmsStatus;
+  at: Date;
+}
+
+/** the query of a (normalised) number's last messages, both ways, newest first: smsHistoryOf, and the screen pop's one-statement read (calls.repo.ts) */
+export const smsHistoryQuery = (db: Db, number: string, limit: number) =>
+  db
     .selectFrom('sms_messages')
     .select(['id', 'direction', 'text', 'status', 'created_at as at'])
-    .where('number', '=', n)
+    .where('number', '=', number)
     .orderBy('created_at', 'desc')
     .orderBy('id', 'desc')
-    .limit(limit)
-    .execute();
+    .limit(limit);
+
+/** a caller's last messages, both ways, newest first; a number that is not one has none */
+export async function smsHistoryOf(db: Db, number: string, limit: number): Promise<SmsHistoryItem[]> {
+  const n = normalizePhone(number);
+  if (n === null) return [];
+  return smsHistoryQuery(db, n, limit).execute();
 }
 
 function numberOrThrow(input: string): string {

@@ -3,11 +3,12 @@
  * `smpp`, on a free loopback port), real PostgreSQL. Single and bulk sends, receipts, refusals, timeouts, a link
  * that drops, no SMSC at all, citizens' messages, bad bodies (400 and nothing stored or sent), roles.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import smpp from 'smpp';
+import { screenPopHistory } from '../../src/calls/calls.repo.js';
 import { smsHistoryOf } from '../../src/sms/sms.repo.js';
 import { SmppGateway } from '../../src/sms/smpp-gateway.js';
 import { createSmsTemplates } from '../../src/sms/sms-templates.js';
@@ -173,6 +174,24 @@ t.test('given a citizen texts the hotline, then it is stored as received, listed
   ]);
   t.type(history[0]!.at, Date);
   t.same(await smsHistoryOf(db, 'abc', 5), [], 'not a number: no history');
+
+  // the screen pop reads the same messages and the caller's earlier calls in one statement
+  const [earlier, older, now] = [randomUUID(), randomUUID(), randomUUID()];
+  const call = (id: string, at: Date, agents: string[]) => ({ id, direction: 'inbound' as const, caller: '13800138000', dialed: '12345', line: '12345', language: 'zh', channel_id: `chan-${id.slice(0, 8)}`, arrived_at: at, agents });
+  await db
+    .insertInto('calls')
+    .values([call(older, new Date(Date.now() - 86400_000), ['a2']), call(earlier, new Date(Date.now() - 60_000), ['a1']), call(now, new Date(), [])])
+    .execute();
+  const pop = await screenPopHistory(db, '13800138000', now, 5);
+  t.same(pop.sms, history.slice(0, 5), 'the same messages as smsHistoryOf, dates as dates');
+  t.type(pop.sms[0]!.at, Date);
+  t.match(pop.calls, [
+    { callId: earlier, agents: ['a1'], line: '12345', url: `/api/v1/calls/${earlier}` },
+    { callId: older, agents: ['a2'] },
+  ]);
+  t.equal(pop.calls.length, 2, 'the call being offered is not in its own history');
+  t.equal(pop.calls[0]!.arrivedAt, (await db.selectFrom('calls').select('arrived_at').where('id', '=', earlier).executeTakeFirstOrThrow()).arrived_at.toISOString());
+  t.same(await screenPopHistory(db, 'anonymous', now, 5), { calls: [], sms: [] }, 'a caller that is not a number: no messages, no error');
 });
 
 t.test('given the store fails, then the SMSC is told to deliver again (temporary error), not acknowledged', async (t) => {
