@@ -116,8 +116,18 @@ export async function purgeExpiredRecordings(deps: Pick<RecordingsServiceDeps, '
   return purged;
 }
 
+/** how many recordings this process indexed and has not seen end, remembered by name (see `indexed`) */
+const INDEXED_MAX = 10_000;
+
 export class RecordingsService {
   private readonly log: Logger;
+  /**
+   * name -> row id of the recordings this process indexed as `recording` (started()) and has not seen end: their
+   * end goes straight to the file and the guarded update, without reading the row first (one PostgreSQL round
+   * trip per call fewer). An end this process did not index (another process, the outbox, the sweep) reads the
+   * row as before. Bounded: past INDEXED_MAX the oldest are forgotten (their end then reads the row).
+   */
+  private readonly indexed = new Map<string, string>();
   private readonly retryMs: readonly number[];
 
   constructor(private readonly deps: RecordingsServiceDeps) {
@@ -139,6 +149,10 @@ export class RecordingsService {
     if (this.outbox().diverting()) throw new Error('PostgreSQL is away (record writes go to the outbox)');
     const { row, inserted } = await insertRecording(this.deps.db, r);
     if (!inserted && row.name !== r.name) this.log.warn({ callId: r.callId, name: r.name, indexed: row.name }, 'a second recording of this call was not indexed');
+    if (row.status === 'recording') {
+      this.indexed.set(row.name, row.id);
+      if (this.indexed.size > INDEXED_MAX) this.indexed.delete(this.indexed.keys().next().value!);
+    }
     return toRecording(row);
   }
 
@@ -161,9 +175,8 @@ export class RecordingsService {
    */
   async finished(name: string, r: { endedAt: Date; durationSeconds: number | null }, opts: { retryMs?: readonly number[] } = {}): Promise<Recording> {
     const retryMs = opts.retryMs ?? this.retryMs;
-    const row = await recordingByName(this.deps.db, name);
-    if (!row) throw notFound('not-found', `no recording named ${name}`);
-    if (row.status !== 'recording') return toRecording(row);
+    const row = await this.recordingRow(name);
+    if (row.ended) return toRecording(row.ended);
     let outcome: 'gone' | 'empty' | 'unavailable' = 'gone';
     let read: { sha256: string; size: number } | null = null;
     for (let attempt = 0; ; attempt++) {
@@ -210,8 +223,7 @@ export class RecordingsService {
 
   /** the recording failed in Asterisk (RecordingFailed): no file to keep */
   async failed(name: string, r: { endedAt: Date; cause?: string }): Promise<Recording> {
-    const row = await recordingByName(this.deps.db, name);
-    if (!row) throw notFound('not-found', `no recording named ${name}`);
+    const row = await this.recordingRow(name);
     this.log.warn({ recordingId: row.id, name, cause: r.cause }, 'recording failed');
     const done = await finishRecording(this.deps.db, row.id, { status: 'failed', endedAt: r.endedAt, durationSeconds: null, sizeBytes: null, sha256: null });
     return this.settled(row.id, done);
@@ -244,6 +256,22 @@ export class RecordingsService {
 
   private outbox(): RecordOutbox {
     return this.deps.outbox ?? recordOutbox(this.deps.db, this.log);
+  }
+
+  /**
+   * The row of a recording that ended, for finished() and failed(): its id, and the row itself when it has ended
+   * already. One this process indexed and has not seen end is known to be still `recording` (and the end's write
+   * is guarded by that status anyway), so it is not read; any other is. 404 when there is no such recording.
+   */
+  private async recordingRow(name: string): Promise<{ id: string; ended: RecordingRow | null }> {
+    const id = this.indexed.get(name);
+    if (id !== undefined) {
+      this.indexed.delete(name);
+      return { id, ended: null };
+    }
+    const row = await recordingByName(this.deps.db, name);
+    if (!row) throw notFound('not-found', `no recording named ${name}`);
+    return { id: row.id, ended: row.status === 'recording' ? null : row };
   }
 
   private async settled(id: string, updated: RecordingRow | undefined): Promise<Recording> {

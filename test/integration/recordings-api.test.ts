@@ -157,6 +157,40 @@ t.test('started() is idempotent on the call; finished() never replaces the first
   await t.rejects(service.finished('no-such-recording', { endedAt: new Date(), durationSeconds: 1 }), { code: 'not-found' });
 });
 
+t.test('a recording this process indexed ends in one statement; one it did not index reads its row first', async (t) => {
+  const kinds: string[] = [];
+  const counted = db.withPlugin({ transformQuery: (a) => (kinds.push(a.node.kind), a.node), transformResult: async (a) => a.result });
+  const mine = new RecordingsService({ db: counted, ari: rec, audit, log, retentionDays: 30, finishRetryMs: [5, 10] });
+  const callId = randomUUID();
+  const name = `rec-test-${callId}`;
+  const bytes = noiseWav(2);
+  await mine.started({ callId, name, callType: 'inbound', startedAt: at(-80) });
+  rec.files.set(name, bytes);
+  kinds.length = 0;
+  const done = await mine.finished(name, { endedAt: at(-79), durationSeconds: 2 });
+  t.same(kinds, ['UpdateQueryNode'], 'the guarded update alone');
+  t.match(done, { status: 'saved', sha256: sha(bytes), sizeBytes: bytes.length, durationSeconds: 2 });
+  kinds.length = 0;
+  const again = await mine.finished(name, { endedAt: new Date(), durationSeconds: 9 });
+  t.same(kinds, ['SelectQueryNode'], 'a second end reads the row, and stops there');
+  t.same(again, done, 'what the first end wrote stands');
+
+  // indexed by another process (here: the test's service): its row is read, then updated
+  const other = await seed({ startedAt: at(-78), finish: false });
+  rec.files.set(other.name, other.bytes);
+  kinds.length = 0;
+  t.match(await mine.finished(other.name, { endedAt: at(-77), durationSeconds: 3 }), { status: 'saved', sha256: sha(other.bytes) });
+  t.same(kinds, ['SelectQueryNode', 'UpdateQueryNode']);
+
+  // indexed here and failed in Asterisk: the guarded update alone as well
+  const failing = randomUUID();
+  await mine.started({ callId: failing, name: `rec-test-${failing}`, callType: 'inbound', startedAt: at(-76) });
+  kinds.length = 0;
+  t.match(await mine.failed(`rec-test-${failing}`, { endedAt: at(-75), cause: 'disk full' }), { status: 'failed', sha256: null });
+  t.same(kinds, ['UpdateQueryNode']);
+  await db.deleteFrom('recordings').where('call_id', 'in', [callId, other.callId, failing]).execute();
+});
+
 t.test('finished(): no file or an empty one is failed; Asterisk unreachable keeps it recording until it answers', async (t) => {
   const none = await seed({ startedAt: at(-100), finish: false });
   const gone = await service.finished(none.name, { endedAt: at(-99), durationSeconds: 2 });
