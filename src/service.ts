@@ -24,6 +24,7 @@ import { startCallbackDialer } from './callbacks/callback-dialer.js';
 import { createAriClient, type AriAdapter } from './ari/index.js';
 import { createAuthService } from './auth/auth.service.js';
 import { createCallRouter, type CallRouter } from './calls/calls.stasis.js';
+import { ListedNumbers } from './lists/listed-numbers.js';
 import type { Config } from './config/env.js';
 import { createDb, ensureDatabase, type Db } from './db/db.js';
 import { migrateToLatest } from './db/migrator.js';
@@ -191,8 +192,13 @@ export async function startService(config: Readonly<Config>, log: Logger, option
   // call recordings: the index and SHA-256 check (the call session reports started, the router finished), the
   // leader's sweep of what those missed, and the daily retention run
   const recordingsService = new RecordingsService({ db, ari: ari.recordings, audit, log, retentionDays: config.recordingRetentionDays });
+  // the black/white-listed numbers in memory, kept true by PostgreSQL's notifications: an unlisted caller is routed
+  // without a database round trip
+  const listed = new ListedNumbers({ db, databaseUrl: config.databaseUrl, log });
+  await listed.start();
   const calls = createCallRouter({
     callRecordings: recordingsService,
+    lists: listed,
     ari,
     db,
     redis,
@@ -373,6 +379,7 @@ export async function startService(config: Readonly<Config>, log: Logger, option
       await events.close();
       subscriber.disconnect();
       redis.disconnect();
+      await listed.close();
       await outbox.close(5000);
       await db.destroy().catch(() => undefined);
       log.info('stopped');

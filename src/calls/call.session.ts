@@ -22,6 +22,7 @@ import { AriGone, AriUnavailable, ignoreGone, type AriPort, type ChannelInfo } f
 import { estimateWaitSeconds } from '../acd/estimate.js';
 import { requestCallback } from '../callbacks/callbacks.repo.js';
 import { standingOf } from '../lists/lists.repo.js';
+import type { ListedNumbers } from '../lists/listed-numbers.js';
 import type { IvrConfig, Language, Line } from '../ivr/ivr.config.js';
 import { runFlow } from '../ivr/ivr.runner.js';
 import type { EventBus } from '../events/bus.js';
@@ -79,6 +80,8 @@ export interface ResumeState {
 export interface SessionDeps {
   ari: Pick<AriPort, 'channels' | 'bridges' | 'playbacks'>;
   db: Db;
+  /** the black/white lists with the listed numbers in memory (src/lists/listed-numbers.ts); absent: PostgreSQL for each call */
+  lists?: Pick<ListedNumbers, 'standingOf'>;
   redis: Redis;
   keys: Keys;
   engine: AcdEngine;
@@ -384,7 +387,8 @@ export class CallSession implements ChannelOwner {
       return this.followUp();
     }
     // the lists decide before anything else; a database that cannot answer must not block the call
-    const standing = await withTimeout(standingOf(this.deps.db, this.caller), LIST_LOOKUP_MS, () => new Error(`no answer in ${LIST_LOOKUP_MS} ms`)).catch((err) => {
+    const lookup = this.deps.lists ? this.deps.lists.standingOf(this.caller) : standingOf(this.deps.db, this.caller);
+    const standing = await withTimeout(lookup, LIST_LOOKUP_MS, () => new Error(`no answer in ${LIST_LOOKUP_MS} ms`)).catch((err) => {
       this.log.warn({ err: (err as Error).message }, 'black/white list lookup failed; treating the caller as unlisted');
       return null;
     });

@@ -36,6 +36,8 @@ export interface TestInfra {
   subscriber(): Promise<Redis>;
   /** another pool on the same schema, as a second process would have (closed at the end) */
   otherDb(): Db;
+  /** the connection string of this schema (search_path set), for code that opens connections of its own */
+  databaseUrl: string;
   log: Logger;
 }
 
@@ -86,6 +88,7 @@ export async function testInfra(t: Teardown, name: string): Promise<TestInfra> {
     keys: createKeys(prefix),
     log: pino({ level: (process.env.TEST_LOG_LEVEL as LevelWithSilent | undefined) ?? 'silent' }),
     otherDb: newDb,
+    databaseUrl: url.toString(),
     async subscriber() {
       const s = createRedis(redisUrl);
       await connectRedis(s, redisUrl);
