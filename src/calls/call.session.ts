@@ -37,7 +37,7 @@ import { ChannelIo } from './channel-io.js';
 import { CallRecorder, type CallRecordingSink } from './call-recorder.js';
 import { CallMonitors, type MonitorMode, type MonitorView, type Supervisor } from '../supervision/monitor.js';
 import { CallRecordWriter } from './call-record.js';
-import { lastAgentOf, screenPopHistory, type HistoryItem } from './calls.repo.js';
+import { callerContext, type HistoryItem } from './calls.repo.js';
 import type { RecordOp, RecordOpArgs } from '../db/record-ops.js';
 import { dispositionOnEnd, transition, type CallEvent, type CallState } from './call.state.js';
 
@@ -455,8 +455,9 @@ export class CallSession implements ChannelOwner {
       this.log.error({ queue: queueId }, 'queue missing from queues.yaml; using the line queue');
       queueId = this.deps.queues.get(line.queue) ? line.queue : 'general';
     }
-    const repeat = await lastAgentOf(this.deps.db, this.caller, this.deps.repeatCallerDays).catch(() => null);
-    if (repeat) this.preferredAgent = repeat;
+    // repeat-caller routing: read with the screen pop's history, in one statement
+    const repeat = this.deps.repeatCallerDays > 0 ? await this.prefetchHistory().catch(() => null) : null;
+    if (repeat?.lastAgent) this.preferredAgent = repeat.lastAgent;
     await this.waitInQueue(queueId);
     await this.followUp();
   }
@@ -1294,11 +1295,14 @@ export class CallSession implements ChannelOwner {
     this.event('survey.credited', { agents, score, scale, satisfied });
   }
 
-  private historyPromise: Promise<{ calls: HistoryItem[]; sms: SmsHistoryItem[] }> | null = null;
+  private historyPromise: Promise<{ calls: HistoryItem[]; sms: SmsHistoryItem[]; lastAgent: string | null }> | null = null;
 
-  /** the caller's earlier calls and SMS, looked up once while the caller waits (the screen pop needs them at once) */
-  private prefetchHistory(): Promise<{ calls: HistoryItem[]; sms: SmsHistoryItem[] }> {
-    this.historyPromise ??= screenPopHistory(this.deps.db, this.caller, this.id, 10);
+  /**
+   * the caller's earlier calls and SMS, and the agent of its last answered call: looked up once, as the caller
+   * enters the queue (the screen pop needs them at once, repeat-caller routing before the first offer)
+   */
+  private prefetchHistory(): Promise<{ calls: HistoryItem[]; sms: SmsHistoryItem[]; lastAgent: string | null }> {
+    this.historyPromise ??= callerContext(this.deps.db, this.caller, { exceptCallId: this.id, limit: 10, repeatDays: this.deps.repeatCallerDays });
     this.historyPromise.catch(() => undefined); // a failure is reported where it is awaited
     return this.historyPromise;
   }

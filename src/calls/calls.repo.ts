@@ -63,21 +63,6 @@ export async function eventsOfCalls(db: Db, ids: string[]): Promise<CallEventRow
   return db.selectFrom('call_events').selectAll().where('call_id', 'in', ids).orderBy('call_id').orderBy('id').execute();
 }
 
-/** the agent who answered this number's last answered call within `days`, for repeat-caller routing */
-export async function lastAgentOf(db: Db, caller: string, days: number): Promise<string | null> {
-  if (days <= 0) return null;
-  const row = await db
-    .selectFrom('calls')
-    .select('agents')
-    .where('caller', '=', caller)
-    .where('disposition', '=', 'answered')
-    .where('arrived_at', '>=', new Date(Date.now() - days * 86400_000))
-    .orderBy('arrived_at', 'desc')
-    .limit(1)
-    .executeTakeFirst();
-  return row?.agents.at(-1) ?? null;
-}
-
 export interface HistoryItem {
   callId: string;
   arrivedAt: string;
@@ -100,16 +85,32 @@ const callerHistoryQuery = (db: Db, caller: string, exceptCallId: string, limit:
     .limit(limit);
 
 /**
- * The screen pop's history in one statement (one round trip, not two): the caller's earlier calls and its last
- * SMS, both newest first. The rows come back as JSON, so their timestamps are read back into dates here.
+ * What the queue needs to know of a caller, in one statement (one round trip, not three), read as it enters the
+ * queue: the screen pop's history (its earlier calls and its last SMS, both newest first) and, for repeat-caller
+ * routing, the agent who answered its last answered call within `repeatDays` (none when that is 0). The rows
+ * come back as JSON, so their timestamps are read back into dates here.
  */
-export async function screenPopHistory(db: Db, caller: string, exceptCallId: string, limit: number): Promise<{ calls: HistoryItem[]; sms: SmsHistoryItem[] }> {
+export async function callerContext(
+  db: Db,
+  caller: string,
+  o: { exceptCallId: string; limit: number; repeatDays: number },
+): Promise<{ calls: HistoryItem[]; sms: SmsHistoryItem[]; lastAgent: string | null }> {
   const number = normalizePhone(caller);
   const row = await db
-    .selectNoFrom([
-      jsonArrayFrom(callerHistoryQuery(db, caller, exceptCallId, limit)).as('calls'),
+    .selectNoFrom((eb) => [
+      jsonArrayFrom(callerHistoryQuery(db, caller, o.exceptCallId, o.limit)).as('calls'),
       // a caller that is not a phone number has no messages (an empty select, so the statement stays one)
-      jsonArrayFrom(smsHistoryQuery(db, number ?? '', number === null ? 0 : limit)).as('sms'),
+      jsonArrayFrom(smsHistoryQuery(db, number ?? '', number === null ? 0 : o.limit)).as('sms'),
+      eb
+        .selectFrom('calls')
+        .select(sql<string | null>`agents[cardinality(agents)]`.as('agent'))
+        .where('caller', '=', caller)
+        .where('disposition', '=', 'answered')
+        .where('arrived_at', '>=', new Date(Date.now() - Math.max(0, o.repeatDays) * 86400_000))
+        .where(sql<boolean>`${o.repeatDays > 0}`)
+        .orderBy('arrived_at', 'desc')
+        .limit(1)
+        .as('lastAgent'),
     ])
     .executeTakeFirstOrThrow();
   return {
@@ -124,5 +125,6 @@ export async function screenPopHistory(db: Db, caller: string, exceptCallId: str
       url: `/api/v1/calls/${r.id}`,
     })),
     sms: row.sms.map((m) => ({ ...m, at: new Date(m.at) })),
+    lastAgent: row.lastAgent ?? null,
   };
 }

@@ -45,7 +45,7 @@ const ari = new FakeAri();
 const ivr = createIvrStore(path.join(import.meta.dirname, '../fixtures/ivr/good'), queues, log, { watch: false });
 const maintenance = { on: null as null | { source: string; scope: string; message: string | null; allowVoicemail: boolean }, effective() { return this.on; } };
 /** a service process's call router on this Asterisk (the take-over test makes two more) */
-const routerOn = (port: typeof ari) =>
+const routerOn = (port: typeof ari, repeatCallerDays = 0) =>
   createCallRouter({
     ari: port,
     db,
@@ -58,7 +58,7 @@ const routerOn = (port: typeof ari) =>
     maintenance,
     dialTemplate: 'PJSIP/trunk/sip:{number}@127.0.0.1:5099',
     voicemailMaxSeconds: 60,
-    repeatCallerDays: 0,
+    repeatCallerDays,
     defaultHandleSeconds: 180,
     log,
   });
@@ -237,4 +237,38 @@ t.test('given a reconciliation under way (a hand-over, a reconnection), when a c
   const rec = await recordOf(caller);
   t.equal(rec.disposition, 'answered', 'answered by an agent, not ended as vanished');
   await waitFor(async () => (await agentState()).state === 'ready' || undefined, 5000, 'agent ready again');
+});
+
+t.test('given a repeat caller, then it is offered first to the agent of its last answered call, though another agent has waited longer', async (t) => {
+  const other = `8${String(Date.now()).slice(-5)}`;
+  await engine.upsertAgent(other, { general: 5 }, `PJSIP/agent${other}`);
+  await agentStates.transition(other, 'not_ready', { reason: 'signed in' });
+  await agentStates.transition(other, 'ready');
+  // agentId is ready again after `other`: longest idle first would offer `other`
+  await agentStates.transition(agentId, 'not_ready');
+  await agentStates.transition(agentId, 'ready');
+  const caller = nextCaller();
+  await db
+    .insertInto('calls')
+    .values({ id: randomUUID(), direction: 'inbound', caller, dialed: '12345', line: '12345', language: 'zh', channel_id: 'chan-earlier', arrived_at: new Date(Date.now() - 3600_000), agents: [agentId], disposition: 'answered' })
+    .execute();
+  offShared();
+  const repeat = routerOn(ari, 30);
+  const off = ari.onEvent((e) => repeat.handle(e));
+  const ringsFor = async (number: string) => {
+    const n = ari.ops('originate').length + 1;
+    const c = ari.callerArrives(number, '12345');
+    ari.press(c.id, '1');
+    const req = await originated(n);
+    ari.hangupFromOutside(c.id);
+    await recordOf(number);
+    await waitFor(async () => ((await engine.getAgent(agentId))!.state === 'ready' && (await engine.getAgent(other))!.state === 'ready') || undefined, 5000, 'both agents ready');
+    return req.endpoint;
+  };
+  t.equal(await ringsFor(caller), `PJSIP/agent${agentId}`, 'the agent of its last answered call');
+  t.equal(await ringsFor(nextCaller()), `PJSIP/agent${other}`, 'a caller without history: the agent idle longest');
+  off();
+  offShared = ari.onEvent((e) => router.handle(e));
+  await agentStates.transition(other, 'not_ready');
+  await engine.removeAgent(other);
 });

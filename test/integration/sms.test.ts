@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import smpp from 'smpp';
-import { screenPopHistory } from '../../src/calls/calls.repo.js';
+import { callerContext } from '../../src/calls/calls.repo.js';
 import { smsHistoryOf } from '../../src/sms/sms.repo.js';
 import { SmppGateway } from '../../src/sms/smpp-gateway.js';
 import { createSmsTemplates } from '../../src/sms/sms-templates.js';
@@ -177,21 +177,45 @@ t.test('given a citizen texts the hotline, then it is stored as received, listed
 
   // the screen pop reads the same messages and the caller's earlier calls in one statement
   const [earlier, older, now] = [randomUUID(), randomUUID(), randomUUID()];
-  const call = (id: string, at: Date, agents: string[]) => ({ id, direction: 'inbound' as const, caller: '13800138000', dialed: '12345', line: '12345', language: 'zh', channel_id: `chan-${id.slice(0, 8)}`, arrived_at: at, agents });
+  const call = (id: string, at: Date, agents: string[], answered: boolean) => ({
+    id,
+    direction: 'inbound' as const,
+    caller: '13800138000',
+    dialed: '12345',
+    line: '12345',
+    language: 'zh',
+    channel_id: `chan-${id.slice(0, 8)}`,
+    arrived_at: at,
+    agents,
+    disposition: answered ? ('answered' as const) : ('abandoned' as const),
+  });
+  const latest = randomUUID();
   await db
     .insertInto('calls')
-    .values([call(older, new Date(Date.now() - 86400_000), ['a2']), call(earlier, new Date(Date.now() - 60_000), ['a1']), call(now, new Date(), [])])
+    .values([
+      call(older, new Date(Date.now() - 3 * 86400_000), ['a2'], true),
+      call(earlier, new Date(Date.now() - 120_000), ['a1', 'a3'], true),
+      call(latest, new Date(Date.now() - 60_000), [], false),
+      call(now, new Date(), [], false),
+    ])
     .execute();
-  const pop = await screenPopHistory(db, '13800138000', now, 5);
+  const pop = await callerContext(db, '13800138000', { exceptCallId: now, limit: 5, repeatDays: 30 });
   t.same(pop.sms, history.slice(0, 5), 'the same messages as smsHistoryOf, dates as dates');
   t.type(pop.sms[0]!.at, Date);
   t.match(pop.calls, [
-    { callId: earlier, agents: ['a1'], line: '12345', url: `/api/v1/calls/${earlier}` },
+    { callId: latest, agents: [], disposition: 'abandoned' },
+    { callId: earlier, agents: ['a1', 'a3'], line: '12345', url: `/api/v1/calls/${earlier}` },
     { callId: older, agents: ['a2'] },
   ]);
-  t.equal(pop.calls.length, 2, 'the call being offered is not in its own history');
-  t.equal(pop.calls[0]!.arrivedAt, (await db.selectFrom('calls').select('arrived_at').where('id', '=', earlier).executeTakeFirstOrThrow()).arrived_at.toISOString());
-  t.same(await screenPopHistory(db, 'anonymous', now, 5), { calls: [], sms: [] }, 'a caller that is not a number: no messages, no error');
+  t.equal(pop.calls.length, 3, 'the call being offered is not in its own history');
+  t.equal(pop.calls[1]!.arrivedAt, (await db.selectFrom('calls').select('arrived_at').where('id', '=', earlier).executeTakeFirstOrThrow()).arrived_at.toISOString());
+  t.equal(pop.lastAgent, 'a3', 'repeat-caller routing: the last agent of the last answered call');
+  t.equal((await callerContext(db, '13800138000', { exceptCallId: now, limit: 5, repeatDays: 2 })).lastAgent, 'a3');
+  await db.updateTable('calls').set({ arrived_at: new Date(Date.now() - 5 * 86400_000) }).where('id', '=', earlier).execute();
+  t.equal((await callerContext(db, '13800138000', { exceptCallId: now, limit: 5, repeatDays: 4 })).lastAgent, 'a2', 'the newest answered within the days');
+  t.equal((await callerContext(db, '13800138000', { exceptCallId: now, limit: 5, repeatDays: 2 })).lastAgent, null, 'none within the days');
+  t.equal((await callerContext(db, '13800138000', { exceptCallId: now, limit: 5, repeatDays: 0 })).lastAgent, null, 'repeat-caller routing off');
+  t.same(await callerContext(db, 'anonymous', { exceptCallId: now, limit: 5, repeatDays: 30 }), { calls: [], sms: [], lastAgent: null }, 'a caller that is not a number: no messages, no error');
 });
 
 t.test('given the store fails, then the SMSC is told to deliver again (temporary error), not acknowledged', async (t) => {
