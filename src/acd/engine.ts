@@ -79,8 +79,19 @@ export interface AcdEngine {
    * statistics and wallboard read it together every tick: one read of all agents, not one each); default fresh.
    */
   listAgents(opts?: { maxAgeMs?: number }): Promise<AgentLive[]>;
-  /** atomic check-and-set along AGENT_TRANSITIONS; throws IllegalAgentTransition (or AgentNotFound) */
+  /**
+   * atomic check-and-set along AGENT_TRANSITIONS; throws IllegalAgentTransition (or AgentNotFound). A move to
+   * ready / not_ready of an agent with a waiting break (setWaitingBreak) is a move to on_break instead, where that
+   * is legal: the result's `to` says which happened.
+   */
   transition(agentId: string, to: AgentState, opts?: TransitionOptions): Promise<TransitionResult>;
+  /**
+   * A break approved while the agent is busy waits on its live record (its reason; null: none waits any more):
+   * the agent's next move to ready / not_ready goes on_break with it, in the same atomic step, so the ACD can
+   * offer no call in between (src/agents/breaks.ts). Going on_break or signing out clears it. false when there
+   * is no such agent.
+   */
+  setWaitingBreak(agentId: string, reason: string | null): Promise<boolean>;
 
   enqueue(call: WaitingCall): Promise<void>;
   /**

@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import { AGENT_STATES, IllegalAgentTransition, type AgentState } from '../agents/agent.state.js';
 import type { Keys } from '../redis/keys.js';
 import type { AcdEngine, AgentLive, TransitionResult, WaitingCall } from './engine.js';
-import { CLAIM, REMOVE_AGENT, RESTORE_AGENT, TRANSITION, UPSERT_AGENT } from './lua/scripts.js';
+import { CLAIM, REMOVE_AGENT, RESTORE_AGENT, SET_BREAK, TRANSITION, UPSERT_AGENT } from './lua/scripts.js';
 
 /** a waiting call's data outlives any real wait; it only guards against a process that died mid-wait */
 export const WAITING_TTL_SECONDS = 24 * 60 * 60;
@@ -79,7 +79,7 @@ export function createRedisEngine(deps: { redis: Redis; subscriber: Redis; keys:
       }
     };
   }
-  const run = { restore: script(RESTORE_AGENT), upsert: script(UPSERT_AGENT), remove: script(REMOVE_AGENT), transition: script(TRANSITION), claim: script(CLAIM) };
+  const run = { restore: script(RESTORE_AGENT), upsert: script(UPSERT_AGENT), remove: script(REMOVE_AGENT), transition: script(TRANSITION), claim: script(CLAIM), setBreak: script(SET_BREAK) };
 
   function toAgent(agentId: string, h: Record<string, string>): AgentLive | null {
     if (!h.state) return null;
@@ -204,11 +204,21 @@ export function createRedisEngine(deps: { redis: Redis; subscriber: Redis; keys:
         [keys.acdAgent(agentId)],
         [agentArg, agentId, to, opts.reason ?? '', has(opts.callId), opts.callId ?? '', has(opts.expectCallId), opts.expectCallId ?? '', String(now), channel],
       )) as string[];
-      const [status, from, , at, reason, callId] = r as [string, AgentState, AgentState, string, string, string];
+      const [status, from, moved, at, reason, callId] = r as [string, AgentState, AgentState, string, string, string];
       if (status === 'not_found') throw new AgentNotFound(agentId);
       if (status === 'illegal') throw new IllegalAgentTransition(agentId, from, to);
       if (status === 'call_mismatch') throw new AgentCallMismatch(agentId, from, to, opts.expectCallId!, r[2] || null);
-      return { agentId, from, to, at: Number(at), reason: reason || null, callId: callId || null } satisfies TransitionResult;
+      // `moved` is on_break instead of `to` when a waiting break started (setWaitingBreak)
+      return { agentId, from, to: moved, at: Number(at), reason: reason || null, callId: callId || null } satisfies TransitionResult;
+    },
+
+    async setWaitingBreak(agentId, reason) {
+      if (reason === null) {
+        await redis.hdel(keys.acdAgent(agentId), 'break');
+        return true;
+      }
+      if (reason === '') throw new RangeError('a waiting break needs its reason');
+      return (await run.setBreak([keys.acdAgent(agentId)], [agentArg, reason])) === 1;
     },
 
     async enqueue(call) {

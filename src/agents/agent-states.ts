@@ -9,7 +9,7 @@ import type { AcdEngine, TransitionOptions, TransitionResult } from '../acd/engi
 import type { Db } from '../db/db.js';
 import type { EventBus } from '../events/bus.js';
 import { recordOutbox, type RecordOpArgs } from '../db/record-ops.js';
-import { IllegalAgentTransition, type AgentState } from './agent.state.js';
+import type { AgentState } from './agent.state.js';
 
 export interface AgentStates {
   transition(agentId: string, to: AgentState, opts?: TransitionOptions & { actor?: string }): Promise<TransitionResult>;
@@ -18,17 +18,10 @@ export interface AgentStates {
   /** the routing engine reserved this agent for a call (ready -> reserved happened inside Redis): log and announce it */
   reserved(agentId: string, callId: string): void;
   onChange(fn: (r: TransitionResult) => void): void;
-  /**
-   * The break check (src/agents/breaks.ts): before a move to ready or not_ready, the reason of a break approved
-   * while the agent was busy, or null. The agent goes on_break with it instead when that move is legal from
-   * where the agent is (it is not from reserved: then the move happens as asked and the breaks sweep starts it).
-   */
-  setBreakCheck(fn: (agentId: string) => Promise<string | null>): void;
 }
 
 export function createAgentStates(deps: { engine: AcdEngine; db: Db; log: Logger; events?: Pick<EventBus, 'publish'> }): AgentStates {
   const listeners: Array<(r: TransitionResult) => void> = [];
-  let breakCheck: ((agentId: string) => Promise<string | null>) | null = null;
   const log = deps.log.child({ module: 'agent-states' });
 
   /** the agent's state log, in order per agent, through the record outbox (never lost to a PostgreSQL outage) */
@@ -59,16 +52,9 @@ export function createAgentStates(deps: { engine: AcdEngine; db: Db; log: Logger
 
   async function transition(agentId: string, to: AgentState, opts: TransitionOptions & { actor?: string } = {}): Promise<TransitionResult> {
     const { actor, ...rest } = opts;
-    // a break approved while the agent was busy starts as it is released, before the ACD can offer it a call
-    const breakReason = breakCheck && (to === 'ready' || to === 'not_ready') ? await breakCheck(agentId).catch(() => null) : null;
-    const onBreak =
-      breakReason === null
-        ? null
-        : await deps.engine.transition(agentId, 'on_break', { ...rest, reason: breakReason }).catch((err: unknown) => {
-            if (err instanceof IllegalAgentTransition) return null;
-            throw err;
-          });
-    const r = onBreak ?? (await deps.engine.transition(agentId, to, rest));
+    // a break approved while the agent was busy starts as it is released, before the ACD can offer it a call: the
+    // engine moves it on_break instead of ready / not_ready in the same atomic step (AcdEngine.setWaitingBreak)
+    const r = await deps.engine.transition(agentId, to, rest);
     applied(r, actor);
     return r;
   }
@@ -85,6 +71,5 @@ export function createAgentStates(deps: { engine: AcdEngine; db: Db; log: Logger
     },
     reserved: (agentId, callId) => applied({ agentId, from: 'ready', to: 'reserved', at: Date.now(), reason: null, callId }, 'system:routing'),
     onChange: (fn) => void listeners.push(fn),
-    setBreakCheck: (fn) => void (breakCheck = fn),
   };
 }

@@ -2,8 +2,10 @@
  * Agents' breaks (API.md "Agents"): an agent (or a supervisor for it) asks, a supervisor approves or rejects.
  * Approved while the agent is ready or not ready, the agent goes on_break at once (the ACD offers no calls to
  * an agent that is not ready); approved while it is reserved, on a call or in wrap-up, the break waits
- * ('approved') and starts when the agent is released: agent-states.ts asks `approvedBreakReason` before every
- * move to ready / not_ready and moves the agent on_break instead. It ends when the agent resumes (DELETE),
+ * ('approved', and its reason on the agent's live record in Redis) and starts when the agent is released: the
+ * ACD engine's transition moves the agent on_break instead of ready / not_ready in the same atomic step
+ * (AcdEngine.setWaitingBreak), with no database read on the way; the sweep sets the waiting break again after a
+ * Redis restart, and starts one whose agent is free. It ends when the agent resumes (DELETE),
  * when its minutes have run out, or when the agent is moved off on_break otherwise (a supervisor, a sign-out).
  *
  * PostgreSQL is the truth (table `breaks`); every process runs the sweep, and every step that two processes
@@ -17,7 +19,6 @@ import type { Db } from '../db/db.js';
 import type { BreakStatus } from '../db/database.js';
 import type { EventBus } from '../events/bus.js';
 import { AppError, notFound } from '../shared/errors.js';
-import { withTimeout } from '../shared/timeout.js';
 import type { AgentStates } from './agent-states.js';
 
 export interface BreakDto {
@@ -168,18 +169,14 @@ export function createBreaks(deps: { db: Db; engine: AcdEngine; agentStates: Age
     stateChanged(r).catch((err: Error) => log.error({ err: err.message, agentId: r.agentId, from: r.from, to: r.to }, 'break not updated after a state change'));
   });
 
-  // the hook in agent-states.ts: one indexed read before a move to ready / not ready; never blocks the move long
-  agentStates.setBreakCheck(async (agentId) => {
-    const b = await withTimeout(
-      db.selectFrom('breaks').select('reason').where('agent_id', '=', agentId).where('status', '=', 'approved').executeTakeFirst(),
-      500,
-      () => new Error('break check timed out'),
-    ).catch((err: Error) => {
-      log.warn({ agentId, err: err.message }, 'break check failed; the agent is released without its break');
-      return undefined;
-    });
-    return b?.reason ?? null;
-  });
+  /**
+   * An approved break waits on the agent's live record in Redis until the agent is released (see
+   * AcdEngine.setWaitingBreak); null: none waits any more. A failure is logged: the sweep sets it again, or
+   * starts the break of a free agent, within breakSweepSeconds.
+   */
+  async function waiting(agentId: string, reason: string | null): Promise<void> {
+    await engine.setWaitingBreak(agentId, reason).catch((err: Error) => log.warn({ agentId, err: err.message, reason }, 'waiting break not written to the live record; the sweep will'));
+  }
 
   /** put a free agent on its approved break; true when it went */
   async function startNow(b: Row, actor: string): Promise<boolean> {
@@ -214,6 +211,12 @@ export function createBreaks(deps: { db: Db; engine: AcdEngine; agentStates: Age
         await startNow(b, 'system:breaks');
       } else if (live.state === 'on_break') {
         await markStarted(b.agent_id, live.since);
+      } else {
+        // busy: the break waits on the live record (again, after a Redis restart or a write that failed); unless it
+        // was cancelled meanwhile, then it must not wait
+        await waiting(b.agent_id, b.reason);
+        const still = await db.selectFrom('breaks').select('id').where('id', '=', b.id).where('status', '=', 'approved').executeTakeFirst();
+        if (!still) await waiting(b.agent_id, null);
       }
     }
   }
@@ -239,6 +242,8 @@ export function createBreaks(deps: { db: Db; engine: AcdEngine; agentStates: Age
 
     async approve(id, actor) {
       const b = await decide(id, 'approved', actor);
+      // waiting before the state is read: a release from now on starts it, or the read below finds the agent free
+      await waiting(b.agent_id, b.reason);
       const live = await engine.getAgent(b.agent_id);
       const started = live && (live.state === 'ready' || live.state === 'not_ready') ? await startNow(b, actor) : false;
       log.info({ agentId: b.agent_id, breakId: id, actor, started, agentState: live?.state }, 'break approved');
@@ -277,6 +282,7 @@ export function createBreaks(deps: { db: Db; engine: AcdEngine; agentStates: Age
         }
         const [b] = await cancelOpen(agentId, 'cancelled', open.id);
         if (!b) continue;
+        if (b.status === 'cancelled') await waiting(agentId, null);
         log.info({ agentId, breakId: b.id, actor }, 'break cancelled');
         ended(b, 'cancelled');
         return toBreakDto(b);

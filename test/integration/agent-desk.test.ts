@@ -360,6 +360,40 @@ t.test('approved during a call: the break starts when the agent is released', as
   t.equal(await stateOf(B), 'ready');
 });
 
+t.test('a waiting break lives on the agent record: withdrawn, it no longer waits; lost with Redis, the sweep writes it again', async (t) => {
+  const tb = await tokenOf(B);
+  const waitingBreak = () => infra.redis.hget(infra.keys.acdAgent(B), 'break');
+  await setState(B, 'ready');
+  const callId = await reserve(B);
+  await agentStates.transition(B, 'on_call', { expectCallId: callId, callId });
+  const id = (await api('POST', `/api/v1/agents/${B}/breaks`, tb, { reason: 'coffee', minutes: 10 })).body.id as string;
+  t.equal((await api('POST', `/api/v1/breaks/${id}/approve`, tokens.supervisor)).body.status, 'approved');
+  t.equal(await waitingBreak(), 'coffee', 'waits on the live record');
+  const withdrawn = await api('DELETE', `/api/v1/agents/${B}/break`, tb);
+  t.match(withdrawn.body, { id, status: 'cancelled', endReason: 'cancelled' });
+  t.equal(await waitingBreak(), null, 'no longer waits');
+  await agentStates.transition(B, 'wrap_up', { expectCallId: callId });
+  t.equal((await agentStates.tryTransition(B, 'ready', { expectCallId: callId, reason: null }))?.to, 'ready', 'released to ready: the withdrawn break does not start');
+
+  // approved during the next call; Redis loses it (restarted without persistence): the sweep writes it again
+  const call2 = await reserve(B);
+  await agentStates.transition(B, 'on_call', { expectCallId: call2, callId: call2 });
+  const id2 = (await api('POST', `/api/v1/agents/${B}/breaks`, tb, { reason: 'tea', minutes: 10 })).body.id as string;
+  await api('POST', `/api/v1/breaks/${id2}/approve`, tokens.supervisor);
+  await infra.redis.hdel(infra.keys.acdAgent(B), 'break');
+  await breaks.sweep();
+  t.equal(await waitingBreak(), 'tea', 'written again by the sweep');
+  t.equal(await stateOf(B), 'on_call', 'the call is not disturbed');
+  await agentStates.transition(B, 'wrap_up', { expectCallId: call2 });
+  t.equal((await agentStates.tryTransition(B, 'not_ready', { expectCallId: call2, reason: 'after call' }))?.to, 'on_break', 'released: on break');
+  t.match(await live(B), { state: 'on_break', reason: 'tea' });
+  t.equal(await waitingBreak(), null, 'started: no longer waits');
+  await waitFor(async () => (await breaks.get(id2))!.status === 'active', 3000, 'the break active');
+  t.equal((await api('DELETE', `/api/v1/agents/${B}/break`, tb)).status, 200);
+  t.equal(await stateOf(B), 'ready');
+  t.equal((await agentStates.tryTransition(B, 'ready', { reason: null }))?.to, 'ready', 'and nothing waits after it');
+});
+
 t.test('a break runs out: the sweep puts the agent back to ready and tells it (expired); two sweepers act once', async (t) => {
   const ta = await tokenOf(A);
   await setState(A, 'ready');

@@ -82,28 +82,50 @@ return 1
 `;
 
 /**
+ * KEYS[1] agent hash. ARGV[2] the reason of a break that waits for the agent to be released (see TRANSITION).
+ * Set only on an agent that exists (never a partial agent record). Returns 1 when set, 0 when there is no agent.
+ */
+export const SET_BREAK = `${PRELUDE}
+if redis.call('exists', KEYS[1]) == 0 then return 0 end
+redis.call('hset', KEYS[1], 'break', ARGV[2])
+return 1
+`;
+
+/**
  * KEYS[1] agent hash.
  * ARGV[2] agentId, ARGV[3] to, ARGV[4] reason ('' = null), ARGV[5] '1' when a callId is given, ARGV[6] callId,
  * ARGV[7] '1' when expectCallId is given, ARGV[8] expectCallId, ARGV[9] now, ARGV[10] agent-ready channel.
  * Returns {'ok', from, to, at, reason, callId} | {'unchanged', from, to, since, reason, callId}
  *       | {'not_found'} | {'illegal', from} | {'call_mismatch', from, currentCallId}.
- * The transition table is baked in from AGENT_TRANSITIONS, so TypeScript and Lua cannot disagree.
+ * `to` is on_break, with the break's reason, when a break waited (field 'break') and a move to ready / not_ready
+ * was asked. The transition table is baked in from AGENT_TRANSITIONS, so TypeScript and Lua cannot disagree.
  */
 export const TRANSITION = `${PRELUDE}
 local TRANSITIONS = cjson.decode('${JSON.stringify(AGENT_TRANSITIONS)}')
 local key, id, to = KEYS[1], ARGV[2], ARGV[3]
-local cur = redis.call('hmget', key, 'state', 'callId', 'reason', 'since')
+local cur = redis.call('hmget', key, 'state', 'callId', 'reason', 'since', 'break')
 local from = cur[1]
 if not from then return {'not_found'} end
 local curCall = cur[2] or ''
 if ARGV[7] == '1' and curCall ~= ARGV[8] then return {'call_mismatch', from, curCall} end
+local function legal(a, b)
+  for _, s in ipairs(TRANSITIONS[a] or {}) do
+    if s == b then return true end
+  end
+  return false
+end
+local reason = ARGV[4]
+-- a break approved while the agent was busy (field 'break', set by src/agents/breaks.ts) starts as the agent is
+-- released: on_break with its reason instead of the move to ready / not_ready asked, where that move is legal
+-- (from reserved it is not: the move happens as asked and the breaks sweep starts the break)
+local pending = cur[5] or ''
+if pending ~= '' and (to == 'ready' or to == 'not_ready') and legal(from, 'on_break') then
+  to = 'on_break'
+  reason = pending
+end
 -- ready -> ready (a repeated click, a retried request) changes nothing: the agent keeps its place in line
 if from == 'ready' and to == 'ready' then return {'unchanged', from, to, cur[4] or '0', cur[3] or '', curCall} end
-local allowed = false
-for _, s in ipairs(TRANSITIONS[from] or {}) do
-  if s == to then allowed = true end
-end
-if not allowed then return {'illegal', from} end
+if not legal(from, to) then return {'illegal', from} end
 -- reserved/on_call/wrap_up keep the call (wrap_up so the log can say which call); outbound takes one if given
 local callId = ''
 if ARGV[5] == '1' then
@@ -114,12 +136,14 @@ end
 local now = ARGV[9]
 local skills = skillsOf(key)
 if from == 'ready' then leaveReadySets(id, skills) end
-redis.call('hset', key, 'state', to, 'reason', ARGV[4], 'since', now, 'callId', callId)
+redis.call('hset', key, 'state', to, 'reason', reason, 'since', now, 'callId', callId)
+-- on a break (this one or any other), or signed out (its break is cancelled): no break waits any more
+if to == 'on_break' or to == 'logged_out' then redis.call('hdel', key, 'break') end
 if to == 'ready' then
   joinReadySets(id, skills, tonumber(now))
   redis.call('publish', ARGV[10], id)
 end
-return {'ok', from, to, now, ARGV[4], callId}
+return {'ok', from, to, now, reason, callId}
 `;
 
 /**
