@@ -25,6 +25,7 @@ import { runSipp, startSipp, type SippResult } from '../test/sipp/sipp.js';
 import { createReadyAgent, writeQueuesFile } from '../test/helpers/acd.js';
 import { agentAnswered, agentInvites, callerCalls, percentile, round, type CallerCall } from './siplog.js';
 import { summariseProfiles } from './cpuprofile.js';
+import { liveHeapKb } from './inspector.js';
 import { installVariantA, removeVariantA, A_NUMBER } from './variant-a.js';
 
 const run = promisify(execFile);
@@ -62,6 +63,8 @@ const CACHE = process.env.HOTLINE_CACHE ?? '/var/cache/hotline';
 const ARI_URL = 'http://127.0.0.1:8088';
 const ARI_AUTH = `Basic ${Buffer.from(`${process.env.ARI_USER ?? 'hotline'}:${process.env.ARI_PASSWORD ?? 'hotline-dev'}`).toString('base64')}`;
 const SVC_PORT = Number(process.env.BENCH_SERVICE_PORT ?? 3199);
+/** B's inspector (loopback only): the live heap after a full GC (serviceHeapKb) */
+const INSPECT_PORT = Number(process.env.BENCH_INSPECT_PORT ?? 9329);
 const SVC_URL = `http://127.0.0.1:${SVC_PORT}`;
 const AGENT_PORT = 5290;
 const REDIS_PREFIX = 'hotline-bench';
@@ -202,7 +205,8 @@ async function startService(queuesFile: string, logFile: string, profileDir: str
     ...(ariClientArg ? { ARI_CLIENT: ariClientArg } : {}),
     ...(ariRestArg ? { ARI_REST: ariRestArg } : {}),
   };
-  const node = [process.execPath, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), '--import', 'tsx', path.join(REPO, 'src/main.ts')];
+  // --inspect on loopback: the bench reads the live heap after a full GC through it (serviceHeapKb)
+  const node = [process.execPath, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), `--inspect=127.0.0.1:${INSPECT_PORT}`, '--import', 'tsx', path.join(REPO, 'src/main.ts')];
   const [cmd, ...args] = taskset ? [taskset, '-c', serviceCpuArg, ...node] : node;
   const startedAt = Date.now();
   const child = spawn(cmd!, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -237,6 +241,22 @@ async function startService(queuesFile: string, logFile: string, profileDir: str
       if (!exited) child.kill('SIGKILL');
     },
   };
+}
+
+/**
+ * The service's live V8 heap in KB: heap used after a full GC, through its inspector (bench/inspector.ts). Should
+ * the inspector not answer, the trough of 5 samples of /metrics' heap used, 1 s apart (the GC sawtooth's low
+ * points; noisy: a trough may follow a minor GC only), and the log says so.
+ */
+async function serviceHeapKb(): Promise<number> {
+  try {
+    return Math.round(await liveHeapKb(INSPECT_PORT));
+  } catch (err) {
+    say(`live heap not read through the inspector (${(err as Error).message}); using the trough of 5 samples`);
+    const xs: number[] = [];
+    for (let i = 0; i < 5; i++, await sleep(1000)) xs.push(((await metricsOf()).nodejs_heap_used_bytes ?? 0) / 1024);
+    return Math.round(Math.min(...xs));
+  }
 }
 
 async function metricsOf(): Promise<Record<string, number>> {
@@ -402,7 +422,7 @@ interface SoakResult {
   retransmissions: number;
   /** ARI channel count sampled every 5 s during the soak (connected calls: 2 channels in A, 3 in B with its snoop) */
   channels: { max: number; median: number | null };
-  /** B: the service's V8 heap used before and after the soak (minimum of 5 samples: the GC sawtooth's trough) */
+  /** B: the service's live V8 heap (after a full GC) before and after the soak */
   heapKbStart: number | null;
   heapKbEnd: number | null;
   heapGrowthKb: number | null;
@@ -571,12 +591,7 @@ async function runVariant(variant: 'A' | 'B', index: number): Promise<RunResult>
     await waitNoChannels(10_000);
     await sleep(1000);
     result.idleRssKb = { asterisk: await rssKb(astPid), service: svc ? await rssKb(svc.pid) : null };
-    // heap used is a GC sawtooth: its troughs (the minimum of several samples) track the live heap
-    if (svc) {
-      const idle: number[] = [];
-      for (let i = 0; i < 5; i++, await sleep(1000)) idle.push(((await metricsOf()).nodejs_heap_used_bytes ?? 0) / 1024);
-      result.idleHeapKb = Math.min(...idle);
-    }
+    if (svc) result.idleHeapKb = await serviceHeapKb();
     result.idle = await idleRates(ctx);
     say(`idle ${IDLE_SECONDS} s (${PROFILE.agents} agents signed in, no call): ${idleLine(result.idle)}`);
 
@@ -741,17 +756,14 @@ async function plateau(ctx: Ctx, n: number): Promise<PlateauResult> {
   say(`P2 plateau ${n} concurrent calls (${rate} cps, held ${PROFILE.holdSeconds} s)`);
   const running = callers(ctx, `p2-${n}`, n, rate, talkMs);
   await sleep(rampMs + WELCOME_MS + 2000 + RING_MS + 2000);
-  const samples: Array<{ ast: number; svc: number | null; heap: number | null; ch: number }> = [];
+  const samples: Array<{ ast: number; svc: number | null; ch: number }> = [];
   const end = Date.now() + PROFILE.holdSeconds * 1000 - 4000;
   while (Date.now() < end) {
-    samples.push({
-      ast: await rssKb(ctx.astPid),
-      svc: ctx.svc ? await rssKb(ctx.svc.pid) : null,
-      heap: ctx.svc ? ((await metricsOf()).nodejs_heap_used_bytes ?? 0) / 1024 : null,
-      ch: await channelCount(),
-    });
+    samples.push({ ast: await rssKb(ctx.astPid), svc: ctx.svc ? await rssKb(ctx.svc.pid) : null, ch: await channelCount() });
     await sleep(2000);
   }
+  // the live heap with every call of the plateau still connected (a full GC: a pause of some ms, no call is set up now)
+  const heapKb = ctx.svc ? await serviceHeapKb() : null;
   const { res, prefix } = await running;
   await waitNoChannels(10_000);
   const answered = await answeredOf(ctx, prefix);
@@ -760,7 +772,7 @@ async function plateau(ctx: Ctx, n: number): Promise<PlateauResult> {
     concurrent: n,
     channelsSeen: Math.max(0, ...samples.map((s) => s.ch)),
     rssKb: { asterisk: med(samples.map((s) => s.ast)), service: ctx.svc ? med(samples.map((s) => s.svc!)) : null },
-    heapKb: ctx.svc ? round(Math.min(...samples.map((s) => s.heap!)), 0) : null, // the trough: see idleHeapKb
+    heapKb,
     failed: n - Math.min(res.succeeded, answered), // not completed, or never answered by an agent
   };
 }
@@ -783,13 +795,7 @@ async function soak(ctx: Ctx, r: RunResult): Promise<SoakResult> {
       `${rate} cps for ${PROFILE.soakSeconds} s, talk ${talkMs} ms (~${round((WELCOME_MS + talkMs) / 1000, 1)} s calls)`,
   );
   const snap = async () => ({ asterisk: await rssKb(ctx.astPid), service: ctx.svc ? await rssKb(ctx.svc.pid) : null });
-  // heap used is a GC sawtooth: the trough of 5 samples tracks the live heap (as idleHeapKb)
-  const heap = async () => {
-    if (!ctx.svc) return null;
-    const xs: number[] = [];
-    for (let i = 0; i < 5; i++, await sleep(1000)) xs.push(((await metricsOf()).nodejs_heap_used_bytes ?? 0) / 1024);
-    return round(Math.min(...xs), 0);
-  };
+  const heap = async () => (ctx.svc ? serviceHeapKb() : null);
   const rssKbStart = await snap();
   const heapKbStart = await heap();
   const channels: number[] = [];
@@ -1077,7 +1083,7 @@ function table(summary: any, runs: RunResult[]): string {
     lines.push(
       '',
       `Calls last ~${WELCOME_MS / 1000} s + talk: rate × that ≈ the target concurrency. Channels: 2 per connected A call, 3 per connected B call (its snoop), 1 while in the menu. ` +
-        'Heap: the service\'s V8 heap used, minimum of 5 samples 1 s apart (the GC sawtooth\'s trough), before the soak and after its calls drained.',
+        'Heap: the service\'s live V8 heap (heap used after a full GC, through its inspector), before the soak and after its calls drained.',
     );
   }
   return `${lines.join('\n')}\n`;
