@@ -133,7 +133,7 @@ export async function startService(config: Readonly<Config>, log: Logger, option
   });
   await maintenance.start();
   const agentStates = createAgentStates({ engine, db, log, events });
-  // the agent desktop: breaks (one approved during a call starts at release: a check agentStates runs), ACD sign-in
+  // the agent desktop: breaks (one approved during a call waits on the agent's live record; the engine starts it at release), ACD sign-in
   const breaks = createBreaks({ db, engine, agentStates, events, log });
   const desk = createAgentDesk({ db, engine, agentStates, queues });
 
