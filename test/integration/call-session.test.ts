@@ -87,6 +87,13 @@ const recordOf = (caller: string) =>
   }, 10_000, `record of ${caller}`);
 const originated = (n: number) => waitFor(() => (ari.ops('originate').length >= n ? (ari.ops('originate')[n - 1]![0] as OriginateRequest) : undefined), 10_000, `originate #${n}`);
 const agentState = async () => (await engine.getAgent(agentId))!;
+/** a caller arrives on 12345 and presses 1: the agent phone the router rings for it */
+const callerRung = async (caller: string) => {
+  const n = ari.ops('originate').length + 1;
+  const c = ari.callerArrives(caller, '12345');
+  ari.press(c.id, '1');
+  return { c, req: await originated(n) };
+};
 
 t.test('given a caller who presses 1, when the agent answers and the caller hangs up, then answered, and the agent is free again', async (t) => {
   const caller = nextCaller();
@@ -126,10 +133,7 @@ t.test('given a caller who hangs up during the welcome, then abandoned, never qu
 
 t.test('given the caller leaves while the agent phone rings, when the agent answers a moment later, then the agent leg is hung up and the agent is ready', async (t) => {
   const caller = nextCaller();
-  const n = ari.ops('originate').length + 1;
-  const c = ari.callerArrives(caller, '12345');
-  ari.press(c.id, '1');
-  const req = await originated(n);
+  const { c, req } = await callerRung(caller);
   ari.hangupFromOutside(c.id);
   await recordOf(caller);
   if (ari.live.has(req.channelId)) ari.answer(req.channelId); // too late
@@ -256,10 +260,7 @@ t.test('given a repeat caller, then it is offered first to the agent of its last
   const repeat = routerOn(ari, 30);
   const off = ari.onEvent((e) => repeat.handle(e));
   const ringsFor = async (number: string) => {
-    const n = ari.ops('originate').length + 1;
-    const c = ari.callerArrives(number, '12345');
-    ari.press(c.id, '1');
-    const req = await originated(n);
+    const { c, req } = await callerRung(number);
     ari.hangupFromOutside(c.id);
     await recordOf(number);
     await waitFor(async () => ((await engine.getAgent(agentId))!.state === 'ready' && (await engine.getAgent(other))!.state === 'ready') || undefined, 5000, 'both agents ready');
