@@ -98,8 +98,7 @@ export class ListedNumbers {
       await client.connect();
       await client.query(`listen ${LIST_CHANNEL}`);
     } catch (err) {
-      this.lost(client, err as Error);
-      await client.end().catch(() => undefined);
+      this.lost(client, err as Error); // ends the client and sets off the next try
       return;
     }
     if (this.client !== client) return; // lost or closed meanwhile
@@ -108,7 +107,7 @@ export class ListedNumbers {
       client.query('select 1').catch((err: Error) => this.lost(client, err));
     }, this.o.heartbeatMs);
     this.heartbeat.unref();
-    this.changed(0);
+    this.invalidate();
     await this.reload();
   }
 
@@ -137,7 +136,6 @@ export class ListedNumbers {
   /** a change: forget the set now, read it again after `delay` (one read for a burst) */
   private changed(delay: number): void {
     this.invalidate();
-    if (delay === 0) return;
     this.reloadTimer = setTimeout(() => void this.reload(), delay);
     this.reloadTimer.unref();
   }
