@@ -208,6 +208,35 @@ t.test('an agent on an approved break is offered no call; back from the break it
   await done;
 });
 
+t.test('a break approved during a call starts as the call ends: the agent goes on break, and the caller waiting is not offered to it', async (t) => {
+  const first = await connectedCall();
+  const brk = await post(`/api/v1/agents/${A.id}/breaks`, tokens.A, { reason: 'tea', minutes: 10 });
+  t.equal(brk.status, 201, JSON.stringify(brk.body));
+  const approved = await post(`/api/v1/breaks/${brk.body.id}/approve`, admin);
+  t.match(approved.body, { status: 'approved', startedAt: null }, 'waits for the call');
+  t.equal(await stateOf(A.id), 'on_call', 'the call is not disturbed');
+  // a second caller waits for A while A talks
+  const caller = `1374${tag}01`;
+  const done = runSipp({ scenario: callerScript([], 15_000), remote: '127.0.0.1:5060', service: '7101', callerNumber: caller, timeoutSeconds: 60 });
+  const second = await waitFor(async () => (await getJson(base, `/api/v1/calls?caller=${caller}&limit=1`, admin)).body.items?.[0], 10_000, 'the second call record');
+  await post(`/api/v1/calls/${first.id}/hangup`, tokens.A);
+  await first.record();
+  await waitFor(async () => ((await stateOf(A.id)) === 'on_break' ? true : undefined), 10_000, 'A on break once released');
+  await waitFor(async () => ((await getJson(base, `/api/v1/breaks?agentId=${A.id}&status=active`, admin)).body.items?.some((b: { id: string }) => b.id === brk.body.id) ? true : undefined), 5000, 'the break active');
+  await new Promise((r) => setTimeout(r, 2000));
+  let rec = (await getJson(base, `/api/v1/calls/${second.id}`, admin)).body;
+  t.equal(events(rec, 'agent.offered').length, 0, 'the waiting caller was not offered to A on its way to the break');
+  t.equal((await api(base, tokens.A, 'DELETE', `/api/v1/agents/${A.id}/break`)).status, 200);
+  await waitFor(async () => ((await bridge(`call-${second.id}`)).length === 2 ? true : undefined), 10_000, 'A takes the waiting caller');
+  await post(`/api/v1/calls/${second.id}/hangup`, tokens.A);
+  rec = await waitFor(async () => {
+    const r = (await getJson(base, `/api/v1/calls/${second.id}`, admin)).body;
+    return r.endedAt ? r : undefined;
+  }, 10_000, 'record');
+  t.same(rec.agents, [A.id]);
+  await Promise.all([first.done, done]);
+});
+
 t.test('attended transfer, completed: A consults B while the caller holds, then B takes the caller', async (t) => {
   const c = await connectedCall();
   const r = await post(`/api/v1/calls/${c.id}/transfer`, tokens.A, { target: { agent: B.id }, mode: 'attended' });
