@@ -82,7 +82,7 @@ let numbers = 0;
 const nextCaller = () => `1370000${String(Date.now() % 10000).padStart(4, '0')}${++numbers}`.slice(0, 13);
 const recordOf = (caller: string) =>
   waitFor(async () => {
-    const r = await db.selectFrom('calls').selectAll().where('caller', '=', caller).executeTakeFirst();
+    const r = await db.selectFrom('calls').selectAll().where('caller', '=', caller).orderBy('arrived_at', 'desc').executeTakeFirst(); // its newest call
     return r?.ended_at ? r : undefined;
   }, 10_000, `record of ${caller}`);
 const originated = (n: number) => waitFor(() => (ari.ops('originate').length >= n ? (ari.ops('originate')[n - 1]![0] as OriginateRequest) : undefined), 10_000, `originate #${n}`);
