@@ -173,8 +173,10 @@ export class CallbackSession implements ChannelOwner {
 
   private async finish(outcome: 'done' | 'agent_no_answer' | 'citizen_no_answer' | 'failed'): Promise<void> {
     const { ari, agentStates, engine } = this.deps;
+    const recording = this.recorder.end(); // a start in flight settles before the record's last line
     this.deps.untrack(this.recorder.snoopId);
     for (const leg of [this.agent, this.citizen]) if (!leg.gone) await ignoreGone(ari.channels.hangup(leg.channelId)).catch(() => undefined);
+    await recording;
     if (this.bridgeCreated) await ignoreGone(ari.bridges.destroy(this.bridgeId)).catch(() => undefined);
     const job = this.job;
     if (job.kind === 'click') {

@@ -183,7 +183,9 @@ export class TicketCallbackSession implements ChannelOwner {
   }
 
   private async finish(result: AttemptResult, arrivedAt: Date): Promise<void> {
+    const recording = this.recorder.end(); // a start in flight settles before the record's last line
     if (!this.gone) await ignoreGone(this.deps.ari.channels.hangup(this.channelId, 'normal')).catch(() => undefined);
+    await recording;
     const endedAt = new Date();
     const patch: CallUpdate = {
       ended_at: endedAt,

@@ -108,7 +108,8 @@ export class AdoptedCall implements ChannelOwner {
   private async end(firstGone: string): Promise<void> {
     this.ending = true;
     const { ari } = this.deps;
-    const cleanup: Promise<unknown>[] = [];
+    // a recording start in flight settles first: its timeline line comes before `ended`
+    const cleanup: Promise<unknown>[] = [this.recorder.end()];
     // the recording's snoop goes by itself with the citizen's channel (its RecordingFinished settles the index)
     for (const c of [...this.live, ...this.info.others]) cleanup.push(ignoreGone(ari.channels.hangup(c, 'normal')));
     for (const b of this.info.bridges) cleanup.push(ignoreGone(ari.bridges.destroy(b)));

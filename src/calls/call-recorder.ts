@@ -7,7 +7,7 @@
  * recording: PostgreSQL down or slow, the row goes through the record outbox and the recording starts anyway.
  */
 import type { Logger } from 'pino';
-import { AriGone, AriUnavailable, type AriPort } from '../ari/port.js';
+import { AriConflict, AriGone, AriUnavailable, type AriPort } from '../ari/port.js';
 import { asteriskIds } from '../redis/keys.js';
 import { withTimeout } from '../shared/timeout.js';
 import { Waiters } from './waiters.js';
@@ -52,6 +52,10 @@ export class CallRecorder {
   private started = false;
   private snoopUp = false;
   private citizenGone = false;
+  /** the call is ending: a start cut short by its channels going is the end, not a failure */
+  private ending = false;
+  /** the start in flight (never rejects) */
+  private starting: Promise<void> = Promise.resolve();
   private readonly waits = new Waiters();
 
   constructor(
@@ -82,21 +86,31 @@ export class CallRecorder {
     this.waits.wake();
   }
 
+  /**
+   * The call is ending: nothing more starts, and the start in flight settles (what it puts on the timeline is
+   * written by then). The session awaits this before its `ended` event, which stays the timeline's last.
+   */
+  end(): Promise<void> {
+    this.ending = true;
+    this.waits.wake();
+    return this.starting;
+  }
+
   /** start recording the citizen's channel (once; later calls do nothing) */
   start(citizenChannelId: string): void {
     const { sink, ari, log } = this.deps;
-    if (!sink || this.started || this.citizenGone) return;
+    if (!sink || this.started || this.citizenGone || this.ending) return;
     this.started = true;
     const { snoopId, name } = this;
     this.deps.track(snoopId);
     const startedAt = new Date();
     let indexed = false;
-    void (async () => {
+    this.starting = (async () => {
       try {
         await ari.channels.snoop(citizenChannelId, { snoopId, spy: 'both', whisper: 'none', appArgs: ['snoop', this.callId] });
-        const up = await this.waits.waitFor(() => (this.snoopUp ? true : this.citizenGone ? false : undefined), 5000);
+        const up = await this.waits.waitFor(() => (this.snoopUp ? true : this.citizenGone || this.ending ? false : undefined), 5000);
         if (up !== true) {
-          if (this.citizenGone) return;
+          if (this.citizenGone || this.ending) return;
           throw new Error('the recording snoop did not enter Stasis');
         }
         // indexed first, so a short call's RecordingFinished finds its row (when it does not, the sweep finishes it)
@@ -109,7 +123,7 @@ export class CallRecorder {
         // Asterisk did not answer: the recording may have started all the same; RecordingFinished or the
         // recordings sweep settles the row (saved when the file is there, failed when not)
         if (indexed && !(err instanceof AriUnavailable)) void sink.failed?.(name, { endedAt: new Date(), cause: (err as Error).message }).catch(() => undefined);
-        if (err instanceof AriGone && this.citizenGone) return;
+        if ((err instanceof AriGone && this.citizenGone) || (this.ending && (err instanceof AriGone || err instanceof AriConflict))) return;
         log.error({ err: (err as Error).message }, 'call recording did not start');
         this.deps.event('recording.failed', { name, error: (err as Error).message });
       }

@@ -1357,7 +1357,9 @@ export class CallSession implements ChannelOwner {
       if (!this.callerGone) await new Promise((r) => setImmediate(r));
       if (this.callerGone) this.endedBy = 'caller';
     }
-    const cleanup: Promise<unknown>[] = [];
+    // first: a recording start still in flight settles (its timeline line before `ended`), and one cut short by
+    // the hang-ups below is the call's end, not a failure
+    const cleanup: Promise<unknown>[] = [this.recorder.end()];
     if (!this.callerGone) cleanup.push(ignoreGone(ari.channels.hangup(this.callerChannelId, 'normal')));
     if (this.leg && !this.leg.gone) cleanup.push(ignoreGone(ari.channels.hangup(this.leg.channelId, 'normal')));
     for (const leg of [...this.extraLegs.values()]) cleanup.push(this.dropParty(leg));

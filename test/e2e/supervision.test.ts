@@ -209,6 +209,8 @@ t.test('force hang-up: the call ends for everyone, the agent becomes free', asyn
   const result = await c.done;
   t.equal(result.failed, 0, 'the caller got a BYE (the scenario ended normally)');
   const rec = await c.record();
+  const types = rec.events.map((e: { type: string }) => e.type);
+  t.equal(types.at(-1), 'ended', 'the timeline ends with `ended`', { types });
   t.equal(rec.events.at(-1).data.by, 'supervisor', 'ended by the supervisor');
   t.equal(rec.disposition, 'answered');
   await waitFor(async () => ((await stateOf(A.id)) === 'ready' ? true : undefined), 10_000, 'A free again (wrap-up then ready)');

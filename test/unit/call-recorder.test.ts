@@ -6,7 +6,7 @@
 import { pino } from 'pino';
 import t from 'tap';
 import { FakeAri } from '../../src/ari/fake.js';
-import { AriUnavailable, type RecordRequest } from '../../src/ari/port.js';
+import { AriConflict, AriGone, AriUnavailable, type RecordRequest } from '../../src/ari/port.js';
 import { CallRecorder, type CallRecordingSink, type StartedRecording } from '../../src/calls/call-recorder.js';
 import { AdoptedCall } from '../../src/calls/adopted-call.js';
 
@@ -118,6 +118,62 @@ t.test('Asterisk refuses the record request: the row is failed at once', async (
   t.equal(events[0]![0], 'recording.failed');
   await until(() => (sink.failedNames.length ? true : undefined));
   t.same(sink.failedNames, [recorder.name]);
+});
+
+t.test('the call ends while the record request is in flight: end() settles after its timeline line', async (t) => {
+  const ari = new FakeAri();
+  let release: (() => void) | undefined;
+  const record = ari.channels.record.bind(ari.channels);
+  ari.channels.record = async (id, req) => {
+    await new Promise<void>((r) => (release = r));
+    return record(id, req);
+  };
+  const sink = new Sink('ok');
+  const { recorder, events } = recording(sink, ari);
+  await until(() => (release ? true : undefined));
+  let settled = false;
+  const ended = recorder.end().then(() => (settled = true));
+  await sleep(20);
+  t.notOk(settled, 'end() waits for the start in flight');
+  release!();
+  await ended;
+  t.same(events.map((e) => e[0]), ['recording.started'], 'the recording\'s line is written before end() settles');
+  recorder.start('another');
+  t.equal(ari.ops('snoop').length, 1, 'nothing starts once the call is ending');
+});
+
+t.test('the call ends and its hang-ups cut the start short: the end, not a failure on the timeline', async (t) => {
+  for (const status of [404, 409] as const) {
+    const ari = new FakeAri();
+    let release: (() => void) | undefined;
+    ari.channels.record = async () => {
+      await new Promise<void>((r) => (release = r));
+      throw status === 404 ? new AriGone('channel not found') : new AriConflict('channel not in Stasis application');
+    };
+    const sink = new Sink('ok');
+    const { recorder, events } = recording(sink, ari);
+    await until(() => (release ? true : undefined));
+    const ended = recorder.end();
+    release!();
+    await ended;
+    t.same(events, [], `${status}: nothing on the timeline`);
+    await until(() => (sink.failedNames.length ? true : undefined));
+    t.same(sink.failedNames, [recorder.name], `${status}: the index row is failed (no recording was made)`);
+  }
+});
+
+t.test('the call ends before the snoop entered Stasis: end() settles at once, nothing is recorded', async (t) => {
+  const ari = new FakeAri();
+  const caller = ari.callerArrives('13800138000', '12345');
+  const events: string[] = [];
+  const recorder = new CallRecorder({ ari, sink: new Sink('ok'), log, track: () => undefined, event: (type) => events.push(type), indexTimeoutMs: 100 }, '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5d', 'inbound');
+  recorder.start(caller.id);
+  await until(() => (ari.ops('snoop').length ? true : undefined));
+  const t0 = Date.now();
+  await recorder.end();
+  t.ok(Date.now() - t0 < 1000, 'did not wait out the 5 s snoop wait');
+  t.same(ari.ops('record'), []);
+  t.same(events, []);
 });
 
 // ---- an adopted call (src/calls/adopted-call.ts): records the rest of the call when no recording snoop is left ----
