@@ -1136,6 +1136,23 @@ function estimateSeconds(): number {
   return Math.round(10 + PROFILE.order.reduce((t, v) => t + run(v), 0) + 5); // provisioning, the final restart
 }
 
+/**
+ * The bench database, empty again: each run starts with its profile's agents only (employee numbers are never
+ * reused, so the agents of an earlier, larger run cannot be removed through the API) and no call history of
+ * earlier runs. A quick run after a full run measured the full run's 230 agents' periodic work before.
+ */
+async function freshDatabase(): Promise<void> {
+  const db = new pg.Client({ connectionString: DATABASE_URL.replace(/\/[^/]+$/, '/postgres'), connectionTimeoutMillis: 5000 });
+  await db.connect();
+  try {
+    await db.query(`drop database if exists "${DB_NAME}" with (force)`);
+    await db.query(`create database "${DB_NAME}"`);
+  } finally {
+    await db.end();
+  }
+  say(`database ${DB_NAME} created empty (the service migrates it at start)`);
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   await mkdir(RAW, { recursive: true });
@@ -1145,6 +1162,7 @@ async function main(): Promise<void> {
   say(`estimated duration: ~${Math.round(est / 60)} min (${est} s; less if a ramp stops early)`);
   say('provisioning (scripts/provision.sh)');
   await run('bash', [path.join(REPO, 'scripts/provision.sh'), DB_NAME], { maxBuffer: 20 * 1024 * 1024 });
+  await freshDatabase();
 
   taskset = os.cpus().length >= 2 ? await run('sh', ['-c', 'command -v taskset']).then((r) => r.stdout.trim() || null, () => null) : null;
   if (taskset) {
