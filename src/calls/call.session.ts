@@ -185,6 +185,8 @@ export class CallSession implements ChannelOwner {
   private priority = 0;
   private preferredAgent: string | undefined;
   private wrapUpTimer: NodeJS.Timeout | null = null;
+  /** the call is in the set of live calls (live(): added once, at the first write) */
+  private liveListed = false;
   private unsubscribeWake: (() => void) | null = null;
   private ivrPath: string[] = [];
   private readonly waits = new Waiters();
@@ -1393,7 +1395,7 @@ export class CallSession implements ChannelOwner {
     if (this.leg) this.deps.untrack(this.leg.channelId);
     this.deps.untrack(this.recorder.snoopId);
     const { redis, keys } = this.deps;
-    void redis.multi().del(keys.call(this.id)).srem(keys.liveCalls(), this.id).exec().catch(() => undefined);
+    void Promise.all([redis.del(keys.call(this.id)), redis.srem(keys.liveCalls(), this.id)]).catch(() => undefined);
     await this.record.flushed();
     this.deps.ended(this);
   }
@@ -1450,15 +1452,20 @@ export class CallSession implements ChannelOwner {
     this.record.event(type, data);
   }
 
+  /**
+   * The call's live state (supervisors' lists, /metrics, a restarted process's adoption): a hash with a TTL, and
+   * the call in the set of live calls, written at arrival; each later step writes its fields and the TTL again.
+   * No MULTI: the commands go out in one write (ioredis auto-pipelining) and none depends on another.
+   */
   private live(fields: Record<string, string>): void {
     const { redis, keys } = this.deps;
-    void redis
-      .multi()
-      .hset(keys.call(this.id), fields)
-      .expire(keys.call(this.id), LIVE_TTL_S)
-      .sadd(keys.liveCalls(), this.id)
-      .exec()
-      .catch((err: Error) => this.log.warn({ err: err.message }, 'live state not written'));
+    const key = keys.call(this.id);
+    const writes: Promise<unknown>[] = [redis.hset(key, fields), redis.expire(key, LIVE_TTL_S)];
+    if (!this.liveListed) {
+      this.liveListed = true;
+      writes.push(redis.sadd(keys.liveCalls(), this.id));
+    }
+    void Promise.all(writes).catch((err: Error) => this.log.warn({ err: err.message }, 'live state not written'));
   }
 }
 

@@ -24,6 +24,8 @@ export function createKeys(prefix: string) {
     maintenanceChannel: () => `${prefix}:maintenance:changed`,
     /** pub/sub channel of the live events every process's WebSocket hub delivers (src/events/bus.ts) */
     eventsChannel: () => `${prefix}:events`,
+    /** the same events, several to a message (a JSON array): what this version publishes */
+    eventsBatchChannel: () => `${prefix}:events:batch`,
     /** the process that pushes the supervisors' live view this tick (string with a short TTL) */
     liveViewTick: () => `${prefix}:live:tick`,
 

@@ -110,10 +110,21 @@ t.test('given a caller who presses 1, when the agent answers and the caller hang
   t.ok(ari.ops('stopMoh').some((a) => a[0] === c.id), "the caller channel's music stopped");
   t.same(ari.ops('bridge.moh'), [], 'no music announcer in the bridge');
   t.equal((await agentState()).state, 'on_call');
+  // the live state supervisors and /metrics read: the call's hash (with its TTL) and the set of live calls
+  const { id } = await waitFor(() => db.selectFrom('calls').select('id').where('caller', '=', caller).executeTakeFirst(), 5000, 'the call row');
+  const live = await waitFor(async () => {
+    const h = await redis.hgetall(keys.call(id));
+    return h.state === 'talking' ? h : undefined;
+  }, 5000, 'live state: talking');
+  t.match(live, { state: 'talking', agentId, caller, dialed: '12345', queue: 'general' });
+  const ttl = await redis.ttl(keys.call(id));
+  t.ok(ttl > 5 * 3600 && ttl <= 6 * 3600, `the live state expires by itself (${ttl} s left)`);
+  t.equal(await redis.sismember(keys.liveCalls(), id), 1, 'in the set of live calls');
   ari.hangupFromOutside(c.id);
   const rec = await recordOf(caller);
   t.equal(rec.disposition, 'answered');
   t.same(rec.agents, [agentId]);
+  await waitFor(async () => ((await redis.exists(keys.call(id))) === 0 && (await redis.sismember(keys.liveCalls(), id)) === 0 ? true : undefined), 5000, 'live state removed at the end');
   await waitFor(async () => (await agentState()).state === 'ready' || undefined, 5000, 'agent ready after wrap-up');
   t.notOk(ari.live.has(req.channelId), 'the agent leg was hung up too');
   t.same(await ari.bridges.list(), [], 'the bridge was destroyed');
