@@ -14,7 +14,7 @@
  * - language switches the prompts' language for the rest of the call.
  */
 import type { Flow, IvrNode, Language } from './ivr.config.js';
-import { wallTime } from '../shared/zoned-time.js';
+import { wallDate, wallHHmm, wallTime } from '../shared/zoned-time.js';
 
 export type KeyResult = { status: 'keys'; keys: string } | { status: 'timeout' } | { status: 'hangup' };
 
@@ -46,13 +46,10 @@ const DAY_NAMES = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 /** a flow that runs this many nodes without ending is broken beyond what the checker can see */
 const MAX_STEPS = 500;
 
-const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
-const pad = (n: number) => String(n).padStart(2, '0');
-
 /** the date, weekday and HH:MM of an instant in Asia/Shanghai (src/shared/zoned-time.ts: one cached formatter) */
 export function shanghaiClock(at: Date): { date: string; day: string; time: string } {
   const w = wallTime(at);
-  return { date: `${w.year}-${pad(w.month)}-${pad(w.day)}`, day: DAYS[w.weekday]!, time: `${pad(w.hour)}:${pad(w.minute)}` };
+  return { date: wallDate(w), day: DAY_NAMES[w.weekday]!, time: wallHHmm(w) };
 }
 
 export async function runFlow(flow: Flow, io: CallIo, opts: { holidays: ReadonlySet<string>; now?: () => Date; language?: Language }): Promise<IvrResult> {

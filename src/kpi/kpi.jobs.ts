@@ -17,7 +17,7 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/db.js';
 import { UnrecoverableError, type JobScheduler } from '../jobs/scheduler.js';
-import { localDayStart, parseLocalDate, wallTime, zonedToUtc } from '../shared/zoned-time.js';
+import { localDayStart, parseLocalDate, wallDate, wallTime, zonedToUtc } from '../shared/zoned-time.js';
 import { DEFAULT_FCR_REPEAT_DAYS } from './definitions.js';
 import { generateReport } from './reports.js';
 import { floorInterval, rollRanges, rollupRecent, type RollupResult } from './rollup.js';
@@ -57,8 +57,7 @@ const pad = (n: number) => String(n).padStart(2, '0');
 /** YYYY-MM-DD of the local day before the one `at` is in */
 export function previousLocalDay(at: Date): string {
   const w = wallTime(at);
-  const d = wallTime(localDayStart(w.year, w.month, w.day, -1));
-  return `${d.year}-${pad(d.month)}-${pad(d.day)}`;
+  return wallDate(wallTime(localDayStart(w.year, w.month, w.day, -1)));
 }
 
 /** YYYY-MM of the local month before the one `at` is in */

@@ -11,7 +11,7 @@ import { sql } from 'kysely';
 import type { Db } from '../db/db.js';
 import type { KpiDim } from '../db/database.js';
 import { AppError } from '../shared/errors.js';
-import { HOTLINE_TZ, wallTime, zonedToUtc } from '../shared/zoned-time.js';
+import { HOTLINE_TZ, wallDate, wallHHmm, wallTime, zonedToUtc } from '../shared/zoned-time.js';
 import { emptySums, figures, SUM_COLUMNS, SUM_KEYS, targetsMet, type KpiFigures, type KpiSums, type TargetsMet } from './definitions.js';
 import { INTERVAL_MS } from './rollup.js';
 
@@ -58,10 +58,9 @@ export function bucketStart(g: Granularity, at: Date): Date {
 
 export function bucketLabel(g: Granularity, at: Date): string {
   const w = wallTime(at, HOTLINE_TZ);
-  const day = `${w.year}-${pad(w.month)}-${pad(w.day)}`;
   if (g === 'month') return `${w.year}-${pad(w.month)}`;
-  if (g === 'day') return day;
-  return `${day} ${pad(w.hour)}:${pad(w.minute)}`;
+  if (g === 'day') return wallDate(w);
+  return `${wallDate(w)} ${wallHHmm(w)}`;
 }
 
 /** the buckets whose start is in [from, to) */

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/db.js';
 import type { KpiReportKind } from '../db/database.js';
 import { UnrecoverableError } from '../jobs/scheduler.js';
-import { localDayStart, wallTime, zonedToUtc } from '../shared/zoned-time.js';
+import { localDayStart, wallDate, wallTime, zonedToUtc } from '../shared/zoned-time.js';
 import { kpiByKey, kpiSeries, kpiTotal, type KpiKeyRow, type KpiRow } from './kpi.service.js';
 import { renderCsv, renderHtml } from './report-render.js';
 import { forecastStaffing, type StaffingForecast } from './staffing.js';
@@ -58,7 +58,7 @@ export function staffingDay(after: Date): { date: [number, number, number]; text
   const w = wallTime(after);
   const wd = wallTime(localDayStart(w.year, w.month, w.day)).weekday;
   const d = wallTime(localDayStart(w.year, w.month, w.day, (3 - wd + 7) % 7));
-  return { date: [d.year, d.month, d.day], text: `${d.year}-${String(d.month).padStart(2, '0')}-${String(d.day).padStart(2, '0')}` };
+  return { date: [d.year, d.month, d.day], text: wallDate(d) };
 }
 
 export interface ReportData {

@@ -74,8 +74,19 @@ export function localDayStart(year: number, month: number, day: number, days = 0
   return zonedToUtc(d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate(), 0, 0, 0, tz);
 }
 
+const pad2 = (n: number) => String(n).padStart(2, '0');
+
+/** 'YYYY-MM-DD' of a wall date */
+export function wallDate(w: Pick<WallTime, 'year' | 'month' | 'day'>): string {
+  return `${w.year}-${pad2(w.month)}-${pad2(w.day)}`;
+}
+
+/** 'HH:mm' of a wall time */
+export function wallHHmm(w: Pick<WallTime, 'hour' | 'minute'>): string {
+  return `${pad2(w.hour)}:${pad2(w.minute)}`;
+}
+
 /** 'HH:mm' of an instant in `tz` */
 export function localHHmm(at: Date, tz = HOTLINE_TZ): string {
-  const w = wallTime(at, tz);
-  return `${String(w.hour).padStart(2, '0')}:${String(w.minute).padStart(2, '0')}`;
+  return wallHHmm(wallTime(at, tz));
 }

@@ -28,7 +28,7 @@ import { emptySums, figures, SERVICE_LEVEL_SECONDS, SHORT_ABANDON_SECONDS, TARGE
 import { forecastStaffing } from '../kpi/staffing.js';
 import type { Keys } from '../redis/keys.js';
 import { asteriskIds } from '../redis/keys.js';
-import { localDayStart, localHHmm, wallTime } from '../shared/zoned-time.js';
+import { localDayStart, localHHmm, wallDate, wallTime } from '../shared/zoned-time.js';
 
 export const SLOT_MINUTES = 15;
 const CALLBACK_PREFIX = asteriskIds.callbackStandIn('');
@@ -121,7 +121,7 @@ export class WallboardService {
     const w = wallTime(now);
     const from = localDayStart(w.year, w.month, w.day);
     const to = localDayStart(w.year, w.month, w.day, 1);
-    const day = `${w.year}-${String(w.month).padStart(2, '0')}-${String(w.day).padStart(2, '0')}`;
+    const day = wallDate(w);
     const [queues, agents, today, forecast, waiting] = await Promise.all([
       // a wall screen's figures: one read of the agents shared by the screens of the last half second
       this.deps.queueStats.all(undefined, { agentsMaxAgeMs: 500 }),
