@@ -5,7 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { WebSocket } from 'ws';
 import { runSipp, startSipp, type SippProcess } from '../sipp/sipp.js';
 import { callerScript, type ScriptStep } from '../sipp/caller-script.js';
@@ -61,11 +61,23 @@ async function connectedCall(steps: ScriptStep[] = [], holdMs = 30_000, caller =
   // this call's record: the caller may have called before
   const call = await waitFor(async () => (await getJson(base, `/api/v1/calls?caller=${caller}&limit=5`, admin)).body.items?.find((c: { endedAt: string | null }) => !c.endedAt), 10_000, 'the call record');
   await waitFor(async () => ((await bridge(`call-${call.id}`)).length === 2 ? true : undefined), 15_000, 'caller and agent A bridged');
-  const record = () => waitFor(async () => {
-    const r = (await getJson(base, `/api/v1/calls/${call.id}`, admin)).body;
-    return r.endedAt ? r : undefined;
-  }, 40_000, 'the call record completed');
+  const record = () => endedRecord(call.id, 40_000);
   return { id: call.id as string, caller, done, record };
+}
+
+/** the call's record once it has ended */
+const endedRecord = (id: string, ms: number) =>
+  waitFor(async () => {
+    const r = (await getJson(base, `/api/v1/calls/${id}`, admin)).body;
+    return r.endedAt ? r : undefined;
+  }, ms, 'the call record completed');
+
+/** A ends its break and takes the caller waiting on this call, then hangs up: the call's ended record */
+async function resumeAndTake(t: Test, callId: string) {
+  t.equal((await api(base, tokens.A, 'DELETE', `/api/v1/agents/${A.id}/break`)).status, 200);
+  await waitFor(async () => ((await bridge(`call-${callId}`)).length === 2 ? true : undefined), 10_000, 'A takes the waiting caller');
+  await post(`/api/v1/calls/${callId}/hangup`, tokens.A);
+  return endedRecord(callId, 10_000);
 }
 
 t.test("screen pop: the agent's desktop hears of the call before the phone is answered, with the caller's history", async (t) => {
@@ -197,13 +209,7 @@ t.test('an agent on an approved break is offered no call; back from the break it
   let rec = (await getJson(base, `/api/v1/calls/${call.id}`, admin)).body;
   t.equal(events(rec, 'agent.offered').length, 0, 'no offer to the agent on break');
   t.equal(await stateOf(A.id), 'on_break');
-  t.equal((await api(base, tokens.A, 'DELETE', `/api/v1/agents/${A.id}/break`)).status, 200);
-  await waitFor(async () => ((await bridge(`call-${call.id}`)).length === 2 ? true : undefined), 10_000, 'A takes the waiting caller');
-  await post(`/api/v1/calls/${call.id}/hangup`, tokens.A);
-  rec = await waitFor(async () => {
-    const r = (await getJson(base, `/api/v1/calls/${call.id}`, admin)).body;
-    return r.endedAt ? r : undefined;
-  }, 10_000, 'record');
+  rec = await resumeAndTake(t, call.id);
   t.same(rec.agents, [A.id]);
   await done;
 });
@@ -226,13 +232,7 @@ t.test('a break approved during a call starts as the call ends: the agent goes o
   await new Promise((r) => setTimeout(r, 2000));
   let rec = (await getJson(base, `/api/v1/calls/${second.id}`, admin)).body;
   t.equal(events(rec, 'agent.offered').length, 0, 'the waiting caller was not offered to A on its way to the break');
-  t.equal((await api(base, tokens.A, 'DELETE', `/api/v1/agents/${A.id}/break`)).status, 200);
-  await waitFor(async () => ((await bridge(`call-${second.id}`)).length === 2 ? true : undefined), 10_000, 'A takes the waiting caller');
-  await post(`/api/v1/calls/${second.id}/hangup`, tokens.A);
-  rec = await waitFor(async () => {
-    const r = (await getJson(base, `/api/v1/calls/${second.id}`, admin)).body;
-    return r.endedAt ? r : undefined;
-  }, 10_000, 'record');
+  rec = await resumeAndTake(t, second.id);
   t.same(rec.agents, [A.id]);
   await Promise.all([first.done, done]);
 });
