@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import pg from 'pg';
 import { redact } from '../config/env.js';
@@ -58,19 +57,26 @@ export class QueryTimeout extends Error {
   override name = 'QueryTimeout';
 }
 
-/** the deadline (epoch ms) of the queries run inside withQueryDeadline */
-const deadlines = new AsyncLocalStorage<number>();
+/** the pool behind each Db made by createDb (withQueryDeadline binds a Db of its own to it) */
+const pools = new WeakMap<Db, { pool: pg.Pool; timeoutMs: number }>();
 
 /**
- * Run `fn` with every query it makes bound to `ms` from now (shorter or longer than the pool's default):
- * a query still unanswered at the deadline fails with QueryTimeout and its connection is reset (so it cannot
- * reach PostgreSQL later and land behind writes made since); a query that would start after the deadline
- * (e.g. after waiting for a free connection) is never sent. `fn` itself is abandoned at the deadline too.
+ * Run `fn` with every query it makes on the Db it is given bound to `ms` from now (shorter or longer than the
+ * pool's default): a query still unanswered at the deadline fails with QueryTimeout and its connection is reset
+ * (so it cannot reach PostgreSQL later and land behind writes made since); a query that would start after the
+ * deadline (e.g. after waiting for a free connection) is never sent. `fn` itself is abandoned at the deadline too.
  * A longer server-side limit needs `set local statement_timeout` inside a transaction as well.
+ *
+ * The deadline travels in the Db handed to `fn` (same pool), not in an AsyncLocalStorage: on Node 20 one
+ * AsyncLocalStorage turns on promise hooks for the whole process, which made every promise of every call
+ * (Redis, ARI, HTTP) two to three times dearer (docs/decisions.md). A Db not made by createDb (a transaction)
+ * is handed over as it is: only `fn` is abandoned at the deadline.
  */
-export function withQueryDeadline<T>(ms: number, fn: () => Promise<T>): Promise<T> {
+export function withQueryDeadline<T>(db: Db, ms: number, fn: (db: Db) => Promise<T>): Promise<T> {
   const deadline = Date.now() + ms;
-  return withTimeout(deadlines.run(deadline, fn), ms, () => new QueryTimeout(`no answer from PostgreSQL within ${ms} ms`));
+  const p = pools.get(db);
+  const bound = p ? new Kysely<Database>({ dialect: new PostgresDialect({ pool: guardedPool(p.pool, p.timeoutMs, deadline) }) }) : db;
+  return withTimeout(fn(bound), ms, () => new QueryTimeout(`no answer from PostgreSQL within ${ms} ms`));
 }
 
 /** pg's own messages for a connection that died or a read that timed out (no SQLSTATE) */
@@ -92,21 +98,21 @@ function resetSocket(client: pg.PoolClient): void {
   }
 }
 
+/** pool clients given their error listener (once per client, not per checkout) */
+const listened = new WeakSet<pg.PoolClient>();
+
 /**
- * The pool as Kysely sees it, with a client-side limit on every query (pg's query_timeout: the withQueryDeadline
- * deadline, else the default) and one rule pg lacks: a client whose query timed out or whose connection failed
- * is reset and removed from the pool, never handed out again (pg would keep it, busy with a query whose answer
- * may never come, and every later query on it would time out as well).
+ * The pool as Kysely sees it, with a client-side limit on every query (pg's query_timeout: what is left until
+ * `deadline` when one is given, else the default) and one rule pg lacks: a client whose query timed out or whose
+ * connection failed is reset and removed from the pool, never handed out again (pg would keep it, busy with a
+ * query whose answer may never come, and every later query on it would time out as well). A pool bound to a
+ * deadline (withQueryDeadline) never ends the shared pool.
  */
-function guardedPool(pool: pg.Pool, defaultTimeoutMs: number): PostgresPool {
-  const wrapped = new WeakMap<pg.PoolClient, PostgresPoolClient>();
+function guardedPool(pool: pg.Pool, defaultTimeoutMs: number, deadline?: number): PostgresPool {
   const wrap = (client: pg.PoolClient): PostgresPoolClient => {
     let broken = false;
-    // a connection dropped while checked out: the query fails (below), the process must not
-    client.on('error', () => undefined);
     const guarded = {
       async query(text: string, parameters: ReadonlyArray<unknown>) {
-        const deadline = deadlines.getStore();
         let timeout = defaultTimeoutMs;
         if (deadline !== undefined) {
           timeout = deadline - Date.now();
@@ -131,11 +137,14 @@ function guardedPool(pool: pg.Pool, defaultTimeoutMs: number): PostgresPool {
   return {
     async connect() {
       const client = await pool.connect();
-      let w = wrapped.get(client);
-      if (!w) wrapped.set(client, (w = wrap(client)));
-      return w;
+      if (!listened.has(client)) {
+        // a connection dropped while checked out: the query fails (above), the process must not
+        listened.add(client);
+        client.on('error', () => undefined);
+      }
+      return wrap(client);
     },
-    end: () => pool.end(),
+    end: deadline === undefined ? () => pool.end() : async () => undefined,
   };
 }
 
@@ -158,5 +167,7 @@ export function createDb(databaseUrl: string, opts: { queryTimeoutMs?: number } 
   });
   // an idle client losing its connection must not crash the process; the next query reconnects
   pool.on('error', () => undefined);
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: guardedPool(pool, timeout) }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: guardedPool(pool, timeout) }) });
+  pools.set(db, { pool, timeoutMs: timeout });
+  return db;
 }

@@ -348,8 +348,8 @@ export interface OutboxOptions<D> {
   staleMs?: number;
   /** how often the directory is scanned for orphans (files of dead processes) */
   scanMs?: number;
-  /** run `fn` with its queries bound to `ms` (default withQueryDeadline: Kysely on the guarded pool) */
-  deadline?: <T>(ms: number, fn: () => Promise<T>) => Promise<T>;
+  /** run `fn` with the queries it makes on the db it is given bound to `ms` (default withQueryDeadline: Kysely on the guarded pool) */
+  deadline?: <T>(db: D, ms: number, fn: (db: D) => Promise<T>) => Promise<T>;
   /** the 'transaction' gate: run `fn` in a transaction that first inserts the marker `id`, only if it was new */
   transact?: (db: D, id: string, fn: (trx: D) => Promise<unknown>) => Promise<void>;
 }
@@ -408,7 +408,7 @@ export class Outbox<D = Db> {
   private readonly heartbeatMs: number;
   private readonly staleMs: number;
   private readonly scanMs: number;
-  private readonly deadline: <T>(ms: number, fn: () => Promise<T>) => Promise<T>;
+  private readonly deadline: <T>(db: D, ms: number, fn: (db: D) => Promise<T>) => Promise<T>;
   private readonly transact: (db: D, id: string, fn: (trx: D) => Promise<unknown>) => Promise<void>;
 
   private readonly streams = new Map<string, StreamState>();
@@ -450,7 +450,7 @@ export class Outbox<D = Db> {
     this.heartbeatMs = opts.heartbeatMs ?? 10_000;
     this.staleMs = opts.staleMs ?? 60_000;
     this.scanMs = opts.scanMs ?? 30_000;
-    this.deadline = opts.deadline ?? withQueryDeadline;
+    this.deadline = opts.deadline ?? (withQueryDeadline as unknown as NonNullable<OutboxOptions<D>['deadline']>);
     this.transact = opts.transact ?? (markerTransaction as unknown as NonNullable<OutboxOptions<D>['transact']>);
     this.backoffMs = this.retryMinMs;
     mkdirSync(this.dir, { recursive: true });
@@ -700,7 +700,7 @@ export class Outbox<D = Db> {
       if (!def) throw new BadOpArgs(`unknown operation "${entry.op}"`);
       return { def, args: decodeArgs(entry.args), ctx: { id: entry.id, at: new Date(entry.at) } };
     });
-    await this.deadline(timeoutMs, () => this.ops.batch!(this.db, items));
+    await this.deadline(this.db, timeoutMs, (db) => this.ops.batch!(db, items));
   }
 
   /** a direct write failed: PostgreSQL is believed away when the failure is transient; one warning per stream's episode */
@@ -747,9 +747,9 @@ export class Outbox<D = Db> {
     if (!def) throw new BadOpArgs(`unknown operation "${entry.op}"`);
     const args = decodeArgs(entry.args);
     const ctx: OpContext = { id: entry.id, at: new Date(entry.at) };
-    await this.deadline(timeoutMs, async () => {
-      if (def.gate === 'transaction') await this.transact(this.db, entry.id, (trx) => def.run(trx, args, ctx));
-      else await def.run(this.db, args, ctx);
+    await this.deadline(this.db, timeoutMs, async (db) => {
+      if (def.gate === 'transaction') await this.transact(db, entry.id, (trx) => def.run(trx, args, ctx));
+      else await def.run(db, args, ctx);
     });
   }
 

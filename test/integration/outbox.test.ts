@@ -188,7 +188,7 @@ t.test('(b) blackholed: writes divert after the timeout; the write in flight tha
   t.equal(row.disposition, 'answered');
   // no pool connection stayed stuck on an answer that never came: ten queries at once, each answered quickly
   const t0 = Date.now();
-  await Promise.all(Array.from({ length: 12 }, () => withQueryDeadline(3000, () => sql`select 1`.execute(db))));
+  await Promise.all(Array.from({ length: 12 }, () => withQueryDeadline(db, 3000, (d) => sql`select 1`.execute(d))));
   t.ok(Date.now() - t0 < 3000, 'the whole pool answers again');
 });
 
@@ -200,17 +200,39 @@ t.test('the pool limits every query (client and server side)', async (t) => {
   t.ok(Date.now() - t0 < 1500, 'at about the limit');
   proxy.blackhole(true);
   const t1 = Date.now();
-  await t.rejects(withQueryDeadline(400, () => sql`select 1`.execute(db)), /PostgreSQL|timeout|deadline/i);
+  await t.rejects(withQueryDeadline(db, 400, (d) => sql`select 1`.execute(d)), /PostgreSQL|timeout|deadline/i);
   t.ok(Date.now() - t1 < 1500, 'a silent link fails at the deadline');
   proxy.blackhole(false);
-  const r = await withQueryDeadline(3000, () => sql<{ one: number }>`select 1 as one`.execute(db));
+  const r = await withQueryDeadline(db, 3000, (d) => sql<{ one: number }>`select 1 as one`.execute(d));
   t.equal(r.rows[0]!.one, 1, 'and the next query works');
+});
+
+t.test('a deadline travels in the Db it hands over, not in the process', async (t) => {
+  // no AsyncLocalStorage: the Db given to fn carries the deadline; the service's own Db keeps the pool's limit
+  let late: Promise<unknown> | undefined;
+  await t.rejects(
+    withQueryDeadline(db, 200, (d) => (late = sleep(400).then(() => sql`select 1`.execute(d)))),
+    /within 200 ms/,
+    'fn is abandoned at the deadline',
+  );
+  await t.rejects(late!, /deadline passed before the query was sent/, 'a query fn starts after the deadline is never sent');
+  let bound: Db | undefined;
+  const n = await withQueryDeadline(db, 300, async (d) => {
+    bound = d;
+    return (await sql<{ n: number }>`select 41 + 1 as n`.execute(d)).rows[0]!.n;
+  });
+  t.equal(n, 42, 'before the deadline the bound Db answers');
+  t.not(bound, db, 'fn got a Db of its own');
+  await sleep(350);
+  await t.rejects(sql`select 1`.execute(bound!), /deadline passed before the query was sent/, 'which stays bound to that deadline after fn');
+  await bound!.destroy(); // must not end the shared pool
+  t.equal((await sql<{ one: number }>`select 1 as one`.execute(db)).rows[0]!.one, 1, 'the service Db is unaffected');
 });
 
 t.test('(c) a crash mid-replay, replayed again by a new instance: still exactly once', async (t) => {
   const dir = tmp();
   // every replayed write a little slow, so the "crash" lands in the middle of the replay
-  const slow = <T>(ms: number, fn: () => Promise<T>) => sleep(15).then(() => withQueryDeadline(ms, fn));
+  const slow = <T>(d: Db, ms: number, fn: (d: Db) => Promise<T>) => sleep(15).then(() => withQueryDeadline(d, ms, fn));
   const first = await Outbox.open(outboxOpts(dir, { deadline: slow, replayConcurrency: 2 }));
   proxy.down(true);
   const calls = Array.from({ length: 10 }, () => randomUUID());
