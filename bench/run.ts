@@ -25,6 +25,7 @@ import { runSipp, startSipp, type SippResult } from '../test/sipp/sipp.js';
 import { createReadyAgent, writeQueuesFile } from '../test/helpers/acd.js';
 import { agentAnswered, agentInvites, callerCalls, percentile, round, type CallerCall } from './siplog.js';
 import { summariseProfiles } from './cpuprofile.js';
+import { perfAvailable, recordPerf, keepPerfMap, summarisePerf, type PerfRecording, type PerfSummary } from './perf.js';
 import { liveHeapKb } from './inspector.js';
 import { installVariantA, removeVariantA, A_NUMBER } from './variant-a.js';
 
@@ -35,6 +36,13 @@ const quick = process.argv.includes('--quick');
 const optionValue = (name: string): string | undefined => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
 /** --profile: the service runs with node --cpu-prof (slower: its figures are then not comparable) and the summary says where its CPU went */
 const profile = process.argv.includes('--profile');
+/**
+ * --perf: B's service recorded by Linux perf from P2 on (its own CPU only, kernel and V8's helper threads
+ * included; bench/perf.ts) and the summary says where its CPU went by kind. perf costs a little CPU itself.
+ */
+const perfOpt = process.argv.includes('--perf');
+/** BENCH_NODE_FLAGS: extra node flags for B's service (diagnostics, e.g. "--trace-opt --trace-deopt": the output lands in its service.log) */
+const nodeFlags = process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean) : [];
 /**
  * --service-cpu N: B's service on CPU N instead of Asterisk's (diagnostic, with --profile: the V8 profile samples
  * wall time, so on a shared CPU it counts the moments Asterisk preempts the service inside a socket write as the
@@ -206,7 +214,7 @@ async function startService(queuesFile: string, logFile: string, profileDir: str
     ...(ariRestArg ? { ARI_REST: ariRestArg } : {}),
   };
   // --inspect on loopback: the bench reads the live heap after a full GC through it (serviceHeapKb)
-  const node = [process.execPath, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), `--inspect=127.0.0.1:${INSPECT_PORT}`, '--import', 'tsx', path.join(REPO, 'src/main.ts')];
+  const node = [process.execPath, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...(perfOpt ? ['--perf-basic-prof'] : []), ...nodeFlags, `--inspect=127.0.0.1:${INSPECT_PORT}`, '--import', 'tsx', path.join(REPO, 'src/main.ts')];
   const [cmd, ...args] = taskset ? [taskset, '-c', serviceCpuArg, ...node] : node;
   const startedAt = Date.now();
   const child = spawn(cmd!, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -457,6 +465,8 @@ interface RunResult {
   dtmfOffsetMs: number | null;
   /** B: ms from the service's spawn to the start of the measured profiles (the CPU profile summary skips start-up) */
   profileSkipMs: number | null;
+  /** B with --perf: where the service's CPU went from P2 on (bench/perf.ts) */
+  perf?: PerfSummary;
   leftoverChannels: number;
   /** raw joins kept for the DTMF figure: per step, [callerAck + welcome, agent INVITE] */
   joins: Array<Array<{ number: string; digitAt: number; agentAt: number }>>;
@@ -583,6 +593,7 @@ async function runVariant(variant: 'A' | 'B', index: number): Promise<RunResult>
     joins: [],
     holdJoins: [],
   };
+  let perfRec: PerfRecording | null = null;
   try {
     if (svc) ctx.probe = await openProbe();
     // warm-up: a few calls so lazily loaded code and prompt files do not count as per-call memory
@@ -596,6 +607,7 @@ async function runVariant(variant: 'A' | 'B', index: number): Promise<RunResult>
     say(`idle ${IDLE_SECONDS} s (${PROFILE.agents} agents signed in, no call): ${idleLine(result.idle)}`);
 
     if (svc) result.profileSkipMs = Date.now() - svc.startedAt;
+    if (svc && perfOpt) perfRec = recordPerf(svc.pid, path.join(runDir, 'perf.data'));
     // P2 first (ascending plateaus), so the ramp's high-water mark does not hide the memory per call
     for (const n of PROFILE.plateaus) result.plateaus.push(await plateau(ctx, n));
     // P1: call-rate ramp until a step has > 1 % failed calls or retransmissions above 0.5 % of its calls
@@ -626,6 +638,12 @@ async function runVariant(variant: 'A' | 'B', index: number): Promise<RunResult>
     await cp(phone.artefactsDir, path.join(runDir, 'agents'), { recursive: true }).catch(() => undefined);
     result.leftoverChannels = await waitNoChannels(15_000);
     if (result.leftoverChannels) say(`WARNING: ${result.leftoverChannels} channels left in Asterisk after the run`);
+    if (perfRec && svc) {
+      await perfRec.stop();
+      result.perf = await summarisePerf(path.join(runDir, 'perf.data'), svc.pid);
+      await keepPerfMap(svc.pid, runDir);
+      say(`perf: ${result.perf.samples} samples of the service's CPU`);
+    }
     if (svc) await svc.stop();
     if (variant === 'A') await removeVariantA((...a) => asteriskSh(...a));
   }
@@ -964,7 +982,7 @@ async function machine(pinned: boolean) {
     asterisk: (await asteriskSh('cli', 'core show version').catch(() => '')).trim(),
     sipp: (await ver('sipp', ['-v'])).replace(/\x1b\[[0-9;]*m/g, '').trim(),
     pinning: pinned ? 'taskset: SIPp (callers and agent phones) on CPU 0; Asterisk (all threads) and the service on CPU 1' : 'none (taskset missing or fewer than 2 CPUs)',
-    profile: `${quick ? 'quick' : 'full'}${profile ? ' --profile (service under the V8 profiler: its CPU and latency figures are inflated)' : ''}${ariFilter ? ' --ari-filter (B with the ARI event filter set by the bench)' : ''}${ariClientArg ? ` --ari-client ${ariClientArg} (B's ARI adapter, ARI_CLIENT)` : ''}${ariRestArg ? ` --ari-rest ${ariRestArg} (B's REST transport, ARI_REST)` : ''}${serviceCpuArg !== '1' ? ` --service-cpu ${serviceCpuArg} (B's service away from Asterisk's CPU: not comparable)` : ''}`,
+    profile: `${quick ? 'quick' : 'full'}${profile ? ' --profile (service under the V8 profiler: its CPU and latency figures are inflated)' : ''}${perfOpt ? ' --perf (service recorded by Linux perf: its CPU figures include a little of perf)' : ''}${ariFilter ? ' --ari-filter (B with the ARI event filter set by the bench)' : ''}${ariClientArg ? ` --ari-client ${ariClientArg} (B's ARI adapter, ARI_CLIENT)` : ''}${ariRestArg ? ` --ari-rest ${ariRestArg} (B's REST transport, ARI_REST)` : ''}${serviceCpuArg !== '1' ? ` --service-cpu ${serviceCpuArg} (B's service away from Asterisk's CPU: not comparable)` : ''}`,
   };
 }
 
@@ -1089,14 +1107,31 @@ function table(summary: any, runs: RunResult[]): string {
   return `${lines.join('\n')}\n`;
 }
 
+function perfTable(runs: RunResult[]): string {
+  const withPerf = runs.filter((r) => r.perf);
+  if (withPerf.length === 0) return '';
+  const lines = [
+    '',
+    "## Where the service CPU went (--perf: Linux perf, cpu-clock at 499 Hz, the service's own CPU from P2 on, every thread, kernel included)",
+    '',
+    '| run | where | CPU ms | % of the service | % on the main thread |',
+    '|---|---|---|---|---|',
+  ];
+  for (const r of withPerf) {
+    for (const t of r.perf!.threads) lines.push(`| B${r.index} | ${t.thread} | ${t.ms} | ${t.pct} | |`);
+    for (const c of r.perf!.categories) lines.push(`| B${r.index} | ${c.category} | ${c.ms} | ${c.pct} | ${c.mainPct} |`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 async function profileTable(runs: RunResult[]): Promise<string> {
-  if (!profile) return '';
+  if (!profile) return perfTable(runs);
   const lines = ['', '## Where the service CPU went (--profile: V8 sampling profile, self time from P2 on, start-up and agent sign-in excluded; native code counted for its JavaScript caller)', '', '| run | place | ms | % of busy |', '|---|---|---|---|'];
   for (const r of runs.filter((x) => x.variant === 'B')) {
     const rows = await summariseProfiles(path.join(RAW, `B${r.index}`, 'cpuprofile'), r.profileSkipMs ?? 0);
     for (const row of rows.slice(0, 20)) lines.push(`| B${r.index} | ${row.place} | ${row.ms} | ${row.pct} |`);
   }
-  return `${lines.join('\n')}\n`;
+  return `${perfTable(runs)}${lines.join('\n')}\n`;
 }
 
 // ---------------------------------------------------------------- main
@@ -1160,6 +1195,7 @@ async function main(): Promise<void> {
   say(`profile ${describeProfile()}`);
   const est = estimateSeconds();
   say(`estimated duration: ~${Math.round(est / 60)} min (${est} s; less if a ramp stops early)`);
+  if (perfOpt && !(await perfAvailable())) throw new Error('--perf needs Linux perf (Debian package linux-perf); it is not installed');
   say('provisioning (scripts/provision.sh)');
   await run('bash', [path.join(REPO, 'scripts/provision.sh'), DB_NAME], { maxBuffer: 20 * 1024 * 1024 });
   await freshDatabase();
