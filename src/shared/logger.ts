@@ -97,7 +97,7 @@ export function loggerOptions(level: LogLevel, base: Record<string, unknown> = {
 
 /** stdout is written when this much is waiting (bytes), or LOG_FLUSH_MS after the oldest waiting line */
 const LOG_BUFFER_BYTES = 4096;
-const LOG_FLUSH_MS = 200;
+export const LOG_FLUSH_MS = 200;
 
 /**
  * One JSON line per event; secrets never printed, citizens' numbers masked. Stdout is written asynchronously

@@ -27,6 +27,7 @@ import { dtmfPcap } from '../sipp/caller-script.js';
 import { ARI, ariBridges, ariChannels, resetAri, waitFor } from '../helpers/stack.js';
 import { deploymentEnv, spawnService, type ServiceProcess } from '../helpers/service-process.js';
 import { createDb } from '../../src/db/db.js';
+import { LOG_FLUSH_MS } from '../../src/shared/logger.js';
 
 const SECRET = 'fault-callback-kill-secret-0123456789';
 const CITIZEN_PORT = 5471;
@@ -185,6 +186,7 @@ async function invariants(t: Test, number: string, callbackId: string): Promise<
     return ch.length === 0 && br.length === 0 ? true : undefined;
   }, 20_000, 'Asterisk empty').catch(async () => ({ channels: await ariChannels(), bridges: await ariBridges() }));
   t.equal(left, true, `nothing left behind in Asterisk${left === true ? '' : `: ${JSON.stringify(left)}`}`);
+  await sleep(LOG_FLUSH_MS + 100); // the service writes its log in batches: what it logged last is in the file by now
   t.notOk(/unhandled rejection/i.test(serviceLog()), 'no unhandled rejection in the service log');
   const attempts = await attemptsOf(callbackId);
   const open = attempts.filter((a) => !a.ended_at || !a.outcome);

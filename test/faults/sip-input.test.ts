@@ -30,6 +30,7 @@ import { ariBridges, ariChannels, getJson, login, resetAri, waitFor } from '../h
 import { createReadyAgent, ivrDirWithDirectLines, startPhones, writeQueuesFile, type TestAgent } from '../helpers/acd.js';
 import { deploymentEnv, spawnService, type ServiceProcess } from '../helpers/service-process.js';
 import { createDb } from '../../src/db/db.js';
+import { LOG_FLUSH_MS } from '../../src/shared/logger.js';
 
 const QUEUE = '7403';
 const FLOOD_QUEUE = '7404';
@@ -123,6 +124,7 @@ async function invariants(t: Test, since: Date, calls: number): Promise<CallRow[
   t.equal(rows.filter((r) => !r.ended_at).length, 0, 'no record stays open');
   t.ok(await asteriskEmpty(), 'nothing left behind in Asterisk');
   t.equal((await getJson(svc.url, '/readyz')).status, 200, '/readyz 200');
+  await new Promise((r) => setTimeout(r, LOG_FLUSH_MS + 100)); // the service writes its log in batches: what it logged last is in the file by now
   const log = serviceLog();
   t.notOk(/unhandled rejection|uncaughtException/i.test(log), 'no unhandled rejection in the service log');
   t.equal(svc.child.exitCode, null, 'the service process is running');

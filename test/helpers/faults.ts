@@ -4,8 +4,10 @@
  * behind in Asterisk, and the service logged no unhandled rejection.
  */
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Test } from 'tap';
 import type { Db } from '../../src/db/db.js';
+import { LOG_FLUSH_MS } from '../../src/shared/logger.js';
 import { ariBridges, ariChannels, waitFor } from './stack.js';
 
 /** where the service's log file stood when the test file began: only what came after is checked */
@@ -45,5 +47,6 @@ export async function faultInvariants(t: Test, o: { db: Db; caller: string; call
     return ch.length === 0 && br.length === 0 ? true : undefined;
   }, 20_000, 'Asterisk empty').catch(() => false);
   t.ok(left, 'nothing left behind in Asterisk');
+  await sleep(LOG_FLUSH_MS + 100); // the service writes its log in batches: what it logged last is in the file by now
   t.notOk(/unhandled rejection/.test(readFileSync(o.logFile, 'utf8').slice(o.logStart)), 'no unhandled rejection in the service log');
 }
