@@ -1125,13 +1125,13 @@ function perfTable(runs: RunResult[]): string {
 }
 
 async function profileTable(runs: RunResult[]): Promise<string> {
-  if (!profile) return perfTable(runs);
+  if (!profile) return '';
   const lines = ['', '## Where the service CPU went (--profile: V8 sampling profile, self time from P2 on, start-up and agent sign-in excluded; native code counted for its JavaScript caller)', '', '| run | place | ms | % of busy |', '|---|---|---|---|'];
   for (const r of runs.filter((x) => x.variant === 'B')) {
     const rows = await summariseProfiles(path.join(RAW, `B${r.index}`, 'cpuprofile'), r.profileSkipMs ?? 0);
     for (const row of rows.slice(0, 20)) lines.push(`| B${r.index} | ${row.place} | ${row.ms} | ${row.pct} |`);
   }
-  return `${perfTable(runs)}${lines.join('\n')}\n`;
+  return `${lines.join('\n')}\n`;
 }
 
 // ---------------------------------------------------------------- main
@@ -1251,8 +1251,10 @@ async function main(): Promise<void> {
     runs: runs.map(({ joins: _joins, holdJoins: _holdJoins, ...r }) => r),
   };
   await writeFile(path.join(OUT, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
-  await writeFile(path.join(OUT, 'summary.md'), table(summary, runs) + (await profileTable(runs)));
-  console.log(table(summary, runs) + (await profileTable(runs)));
+  // the V8 profiles are read once, for the file and the console
+  const report = table(summary, runs) + perfTable(runs) + (await profileTable(runs));
+  await writeFile(path.join(OUT, 'summary.md'), report);
+  console.log(report);
   say(`done in ${summary.durationSeconds} s: ${path.relative(REPO, path.join(OUT, 'summary.md'))}`);
   // leave a clean Asterisk (no bench agents' endpoints in the memory wizard, no app_queue), with no channels
   await asteriskSh('restart');

@@ -26,8 +26,8 @@ import { startSipp, type SippProcess, type SippResult } from '../sipp/sipp.js';
 import { dtmfPcap } from '../sipp/caller-script.js';
 import { ARI, ariBridges, ariChannels, resetAri, waitFor } from '../helpers/stack.js';
 import { deploymentEnv, spawnService, type ServiceProcess } from '../helpers/service-process.js';
+import { logMark, settledLog } from '../helpers/faults.js';
 import { createDb } from '../../src/db/db.js';
-import { LOG_FLUSH_MS } from '../../src/shared/logger.js';
 
 const SECRET = 'fault-callback-kill-secret-0123456789';
 const CITIZEN_PORT = 5471;
@@ -50,13 +50,7 @@ const env = await deploymentEnv({
 const db = createDb(env.DATABASE_URL!);
 const NAME = 'callback-kill';
 const logFile = `/tmp/hotline-fault-${NAME}.log`;
-const logStart = (() => {
-  try {
-    return readFileSync(logFile, 'utf8').length;
-  } catch {
-    return 0;
-  }
-})();
+const logStart = logMark(logFile);
 const serviceLog = () => readFileSync(logFile, 'utf8').slice(logStart);
 
 let svc: ServiceProcess = await spawnService(NAME, env);
@@ -186,8 +180,7 @@ async function invariants(t: Test, number: string, callbackId: string): Promise<
     return ch.length === 0 && br.length === 0 ? true : undefined;
   }, 20_000, 'Asterisk empty').catch(async () => ({ channels: await ariChannels(), bridges: await ariBridges() }));
   t.equal(left, true, `nothing left behind in Asterisk${left === true ? '' : `: ${JSON.stringify(left)}`}`);
-  await sleep(LOG_FLUSH_MS + 100); // the service writes its log in batches: what it logged last is in the file by now
-  t.notOk(/unhandled rejection/i.test(serviceLog()), 'no unhandled rejection in the service log');
+  t.notOk(/unhandled rejection/i.test(await settledLog(logFile, logStart)), 'no unhandled rejection in the service log');
   const attempts = await attemptsOf(callbackId);
   const open = attempts.filter((a) => !a.ended_at || !a.outcome);
   t.same(

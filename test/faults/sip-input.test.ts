@@ -29,8 +29,8 @@ import { writeDtmfFlood } from '../sipp/dtmf-flood.js';
 import { ariBridges, ariChannels, getJson, login, resetAri, waitFor } from '../helpers/stack.js';
 import { createReadyAgent, ivrDirWithDirectLines, startPhones, writeQueuesFile, type TestAgent } from '../helpers/acd.js';
 import { deploymentEnv, spawnService, type ServiceProcess } from '../helpers/service-process.js';
+import { logMark, settledLog } from '../helpers/faults.js';
 import { createDb } from '../../src/db/db.js';
-import { LOG_FLUSH_MS } from '../../src/shared/logger.js';
 
 const QUEUE = '7403';
 const FLOOD_QUEUE = '7404';
@@ -51,13 +51,7 @@ const agents: TestAgent[] = Array.from({ length: 4 }, (_, i) => ({ id: String(17
 const agentIds = agents.map((a) => a.id);
 // the service's log (appended to by every run): this run's part starts here
 const logFile = '/tmp/hotline-fault-sip-input.log';
-const logStart = (() => {
-  try {
-    return readFileSync(logFile, 'utf8').length;
-  } catch {
-    return 0;
-  }
-})();
+const logStart = logMark(logFile);
 const phones: SippProcess[] = await startPhones(agents, 'agent-answer', { ring_ms: '100' }, 1000, 400);
 const svc: ServiceProcess = await spawnService('sip-input', env);
 const admin = await login(svc.url);
@@ -70,7 +64,6 @@ const tag = String(Date.now()).slice(-5);
 let seq = 0;
 /** a fresh 11-digit mobile-like number for each call (normalizePhone keeps it as is) */
 const nextCaller = () => `1395${tag}${String(++seq).padStart(2, '0')}`;
-const serviceLog = () => readFileSync(logFile, 'utf8').slice(logStart);
 let sipCases = 0;
 
 type CallRow = { id: string; caller: string; dialed: string; ended_at: Date | null; disposition: string | null; end_reason: string | null; agents: string[]; queue: string | null; ivr_path: string[] };
@@ -124,8 +117,7 @@ async function invariants(t: Test, since: Date, calls: number): Promise<CallRow[
   t.equal(rows.filter((r) => !r.ended_at).length, 0, 'no record stays open');
   t.ok(await asteriskEmpty(), 'nothing left behind in Asterisk');
   t.equal((await getJson(svc.url, '/readyz')).status, 200, '/readyz 200');
-  await new Promise((r) => setTimeout(r, LOG_FLUSH_MS + 100)); // the service writes its log in batches: what it logged last is in the file by now
-  const log = serviceLog();
+  const log = await settledLog(logFile, logStart);
   t.notOk(/unhandled rejection|uncaughtException/i.test(log), 'no unhandled rejection in the service log');
   t.equal(svc.child.exitCode, null, 'the service process is running');
   return rows;

@@ -19,6 +19,12 @@ export function logMark(logFile: string): number {
   }
 }
 
+/** the service's log since `from`, once what it logged last has reached the file (it writes in batches of up to LOG_FLUSH_MS) */
+export async function settledLog(logFile: string, from: number): Promise<string> {
+  await sleep(LOG_FLUSH_MS + 100);
+  return readFileSync(logFile, 'utf8').slice(from);
+}
+
 /** `recordingsLeftOut`: why this scenario does not check the recordings index (a known limit, said in the output) */
 export async function faultInvariants(t: Test, o: { db: Db; caller: string; calls: number; logFile: string; logStart: number; recordingsLeftOut?: string }): Promise<void> {
   const { db, caller, calls } = o;
@@ -47,6 +53,5 @@ export async function faultInvariants(t: Test, o: { db: Db; caller: string; call
     return ch.length === 0 && br.length === 0 ? true : undefined;
   }, 20_000, 'Asterisk empty').catch(() => false);
   t.ok(left, 'nothing left behind in Asterisk');
-  await sleep(LOG_FLUSH_MS + 100); // the service writes its log in batches: what it logged last is in the file by now
-  t.notOk(/unhandled rejection/.test(readFileSync(o.logFile, 'utf8').slice(o.logStart)), 'no unhandled rejection in the service log');
+  t.notOk(/unhandled rejection/.test(await settledLog(o.logFile, o.logStart)), 'no unhandled rejection in the service log');
 }
