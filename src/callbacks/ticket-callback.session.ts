@@ -160,7 +160,10 @@ export class TicketCallbackSession implements ChannelOwner {
       this.record.update({ answered_at: answeredAt, wait_seconds: (answeredAt.getTime() - arrivedAt.getTime()) / 1000 });
       this.record.event('callback.answered', {});
       result = { ...result, outcome: 'answered' };
-      // the callback has happened whatever follows: a process dying now must not have the citizen called again
+      // the callback has happened whatever follows: a process dying now must not have the citizen called again.
+      // The answer is on the call's record (applied, or safe in the outbox) before the callback says done, so a
+      // reader (or a kill -9 just after) never sees a done callback whose call record shows no answer.
+      await this.record.flushed();
       await job.onAnswered(this.id).catch((err) => this.log.error({ err: (err as Error).message }, 'callback answered but not recorded as done'));
       this.recorder.start(this.channelId);
       const io = this.io.callIo((type, data) => this.record.event(type, data));
