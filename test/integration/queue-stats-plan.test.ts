@@ -14,7 +14,8 @@ const { db } = infra;
 
 const DAYS = 200;
 const PER_DAY = 1000;
-// one call every 86.4 s back from now: 200 days, every call queued 5 s after it arrived and ended; every 4th abandoned
+// one call every 86.4 s back from now (the first at now, so today has calls even just after midnight in Shanghai):
+// 200 days, every call queued 5 s after it arrived and ended; every 4th abandoned
 await sql`
   insert into calls (id, direction, caller, dialed, channel_id, arrived_at, queued_at, answered_at, ended_at, queue, disposition)
   select gen_random_uuid(), 'inbound', '139' || lpad((g % 100000)::text, 8, '0'), '12345', 'plan-' || g,
@@ -24,7 +25,7 @@ await sql`
          now() - g * interval '86.4 seconds' + interval '60 seconds',
          case when g % 2 = 0 then 'general' else 'en' end,
          case when g % 4 = 0 then 'abandoned' else 'answered' end
-  from generate_series(1, ${DAYS * PER_DAY}::int) g`.execute(db);
+  from generate_series(0, ${DAYS * PER_DAY - 1}::int) g`.execute(db);
 await sql`analyze calls`.execute(db);
 
 type PlanNode = { 'Node Type': string; 'Relation Name'?: string; 'Index Name'?: string; Plans?: PlanNode[] };
