@@ -44,6 +44,11 @@ const perfOpt = process.argv.includes('--perf');
 /** BENCH_NODE_FLAGS: extra node flags for B's service (diagnostics, e.g. "--trace-opt --trace-deopt": the output lands in its service.log) */
 const nodeFlags = process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean) : [];
 /**
+ * --from-source: B's service runs from src/ through tsx (as `npm run dev`). Default: built into dist/ by the bench
+ * (`tsc -p tsconfig.json`, as `npm run up` does) and run as production runs it, `node --enable-source-maps dist/src/main.js`.
+ */
+const fromSource = process.argv.includes('--from-source');
+/**
  * --service-cpu N: B's service on CPU N instead of Asterisk's (diagnostic, with --profile: the V8 profile samples
  * wall time, so on a shared CPU it counts the moments Asterisk preempts the service inside a socket write as the
  * service's; on CPU 0 (with SIPp) it shows the service's own work). Its figures are then not comparable.
@@ -199,6 +204,11 @@ interface Svc {
   stop(): Promise<void>;
 }
 
+/** how B's service is started: production's entry (dist/, built at the bench's start) unless --from-source */
+function serviceEntry(): string[] {
+  return fromSource ? ['--import', 'tsx', path.join(REPO, 'src/main.ts')] : ['--enable-source-maps', path.join(REPO, 'dist/src/main.js')];
+}
+
 async function startService(queuesFile: string, logFile: string, profileDir: string): Promise<Svc> {
   const env = {
     ...process.env,
@@ -214,7 +224,7 @@ async function startService(queuesFile: string, logFile: string, profileDir: str
     ...(ariRestArg ? { ARI_REST: ariRestArg } : {}),
   };
   // --inspect on loopback: the bench reads the live heap after a full GC through it (serviceHeapKb)
-  const node = [process.execPath, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...(perfOpt ? ['--perf-basic-prof'] : []), ...nodeFlags, `--inspect=127.0.0.1:${INSPECT_PORT}`, '--import', 'tsx', path.join(REPO, 'src/main.ts')];
+  const node = [process.execPath, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...(perfOpt ? ['--perf-basic-prof'] : []), ...nodeFlags, `--inspect=127.0.0.1:${INSPECT_PORT}`, ...serviceEntry()];
   const [cmd, ...args] = taskset ? [taskset, '-c', serviceCpuArg, ...node] : node;
   const startedAt = Date.now();
   const child = spawn(cmd!, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -982,7 +992,7 @@ async function machine(pinned: boolean) {
     asterisk: (await asteriskSh('cli', 'core show version').catch(() => '')).trim(),
     sipp: (await ver('sipp', ['-v'])).replace(/\x1b\[[0-9;]*m/g, '').trim(),
     pinning: pinned ? 'taskset: SIPp (callers and agent phones) on CPU 0; Asterisk (all threads) and the service on CPU 1' : 'none (taskset missing or fewer than 2 CPUs)',
-    profile: `${quick ? 'quick' : 'full'}${profile ? ' --profile (service under the V8 profiler: its CPU and latency figures are inflated)' : ''}${perfOpt ? ' --perf (service recorded by Linux perf: its CPU figures include a little of perf)' : ''}${ariFilter ? ' --ari-filter (B with the ARI event filter set by the bench)' : ''}${ariClientArg ? ` --ari-client ${ariClientArg} (B's ARI adapter, ARI_CLIENT)` : ''}${ariRestArg ? ` --ari-rest ${ariRestArg} (B's REST transport, ARI_REST)` : ''}${serviceCpuArg !== '1' ? ` --service-cpu ${serviceCpuArg} (B's service away from Asterisk's CPU: not comparable)` : ''}`,
+    profile: `${quick ? 'quick' : 'full'}${profile ? ' --profile (service under the V8 profiler: its CPU and latency figures are inflated)' : ''}${perfOpt ? ' --perf (service recorded by Linux perf: its CPU figures include a little of perf)' : ''}${ariFilter ? ' --ari-filter (B with the ARI event filter set by the bench)' : ''}${ariClientArg ? ` --ari-client ${ariClientArg} (B's ARI adapter, ARI_CLIENT)` : ''}${ariRestArg ? ` --ari-rest ${ariRestArg} (B's REST transport, ARI_REST)` : ''}${fromSource ? ' --from-source (B runs from src/ through tsx, not from the build)' : ''}${serviceCpuArg !== '1' ? ` --service-cpu ${serviceCpuArg} (B's service away from Asterisk's CPU: not comparable)` : ''}`,
   };
 }
 
@@ -1199,6 +1209,11 @@ async function main(): Promise<void> {
   say('provisioning (scripts/provision.sh)');
   await run('bash', [path.join(REPO, 'scripts/provision.sh'), DB_NAME], { maxBuffer: 20 * 1024 * 1024 });
   await freshDatabase();
+  if (!fromSource && PROFILE.order.includes('B')) {
+    // B runs the build production runs (npm run up): compiled now, so it is this checkout's code
+    say('building the service into dist/ (tsc -p tsconfig.json, as npm run up)');
+    await run(process.execPath, [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', path.join(REPO, 'tsconfig.json')], { cwd: REPO, maxBuffer: 20 * 1024 * 1024 });
+  }
 
   taskset = os.cpus().length >= 2 ? await run('sh', ['-c', 'command -v taskset']).then((r) => r.stdout.trim() || null, () => null) : null;
   if (taskset) {
