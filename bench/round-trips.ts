@@ -2,7 +2,7 @@
  * What one round trip to each store costs the service's process in CPU, warm, with the service's own clients
  * (`npm run bench` measures whole calls; this splits that cost by store, to say what a call's round trips add up to).
  *
- *   node --import tsx bench/round-trips.ts [--n 2000] [--in-flight 20]
+ *   node --import tsx bench/round-trips.ts [--n 2000] [--in-flight 20] [--only outbox]
  *
  * Each operation runs `--n` times after a warm-up of the same count:
  * - one at a time (each answer wakes the event loop alone, as at a low call rate);
@@ -21,7 +21,7 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import pino from 'pino';
 import { ThinAriClient } from '../src/ari/thin-client.js';
-import { createDb } from '../src/db/db.js';
+import { createDb, withQueryDeadline } from '../src/db/db.js';
 import { Outbox } from '../src/db/outbox.js';
 import { recordOps } from '../src/db/record-ops.js';
 import { createRedis, connectRedis } from '../src/redis/client.js';
@@ -34,6 +34,8 @@ const arg = (name: string, dflt: number): number => {
 };
 const N = arg('n', 2000);
 const IN_FLIGHT = arg('in-flight', 20);
+/** --only TEXT: only the operations whose name contains TEXT (case-insensitive), e.g. to profile one with --cpu-prof */
+const only = process.argv.includes('--only') ? (process.argv[process.argv.indexOf('--only') + 1] ?? '').toLowerCase() : '';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/hotline_bench';
 const log = pino({ level: 'warn' });
@@ -86,10 +88,12 @@ async function main(): Promise<void> {
     await outbox.write(id, 'call.insert', { id, direction: 'inbound', caller: '13800000000', dialed: '12345', line: '12345', language: 'zh', channel_id: `rt-${id}`, arrived_at: new Date() });
   }
   const ops: Op[] = [
-    { name: 'Redis GET', trips: 1, fn: (i) => redis.get(key(i)) },
+    { name: 'Redis GET', trips: 1, fn: (i) => redis.get(`round-trips:string:${i % 500}`) },
     // a call step's live state (src/calls/call.session.ts live()): two commands in one write
     { name: 'Redis HSET + EXPIRE (a call step\'s live state)', trips: 1, fn: (i) => Promise.all([redis.hset(key(i), { state: 'queued', queue: 'general' }), redis.expire(key(i), 3600)]) },
     { name: 'PostgreSQL select 1 (Kysely, pool)', trips: 1, fn: () => sql`select 1`.execute(db) },
+    // the record outbox's writes run under a deadline (src/db/db.ts withQueryDeadline)
+    { name: 'PostgreSQL select 1 under withQueryDeadline', trips: 1, fn: () => withQueryDeadline(db, 2000, (d) => sql`select 1`.execute(d)) },
     { name: 'PostgreSQL select by key (Kysely builder)', trips: 1, fn: (i) => db.selectFrom('calls').select(['id', 'caller', 'arrived_at']).where('id', '=', callIds[i % callIds.length]!).execute() },
     // a call step's record writes (an update and two timeline events), through the record outbox: one batch
     {
@@ -105,6 +109,23 @@ async function main(): Promise<void> {
         ]);
       },
     },
+    // the same three statements as one text sent straight (no outbox, no Kysely): what PostgreSQL and pg cost alone
+    {
+      name: 'PostgreSQL: the same 3 statements as one text (no outbox)',
+      trips: 1,
+      fn: (i) => {
+        const id = callIds[i % callIds.length]!;
+        const at = new Date().toISOString();
+        const marker = () => `with m as (insert into outbox_applied (id) values ('${randomUUID()}') on conflict do nothing returning id)`;
+        return sql
+          .raw(
+            `${marker()} update calls set queue = 'general', queued_at = '${at}' where id = '${id}' and exists (select from m);\n` +
+              `${marker()} insert into call_events (call_id, at, type, data) select '${id}'::uuid, '${at}'::timestamptz, 'queued', '{"queue":"general"}'::jsonb from m;\n` +
+              `${marker()} insert into call_events (call_id, at, type, data) select '${id}'::uuid, '${at}'::timestamptz, 'agent.offered', '{"agentId":"a1"}'::jsonb from m`,
+          )
+          .execute(db);
+      },
+    },
     // an ARI request (thin client, node:http keep-alive pool): a bridge made and destroyed is two
     {
       name: 'ARI REST (create + destroy a bridge)',
@@ -118,7 +139,7 @@ async function main(): Promise<void> {
   ];
 
   const rows: string[] = [];
-  for (const op of ops) {
+  for (const op of ops.filter((o) => o.name.toLowerCase().includes(only))) {
     await measure(op, N, 1); // warm-up: the JIT has seen it, the pools are open
     await measure(op, N, IN_FLIGHT);
     const one = await measure(op, N, 1);
@@ -132,6 +153,8 @@ async function main(): Promise<void> {
   console.log('|---|---|---|---|---|');
   for (const r of rows) console.log(r);
 
+  // its own keys only (nothing of the service's prefix)
+  for (let i = 0; i < 500; i++) await redis.del(key(i));
   await outbox.close(5000);
   rmSync(dir, { recursive: true, force: true });
   await ari.close();
