@@ -34,7 +34,7 @@ const arg = (name: string, dflt: number): number => {
 };
 const N = arg('n', 2000);
 const IN_FLIGHT = arg('in-flight', 20);
-/** --only TEXT: only the operations whose name contains TEXT (case-insensitive), e.g. to profile one with --cpu-prof */
+/** --only TEXT: only the operations whose name contains TEXT (case-insensitive), e.g. to profile one */
 const only = process.argv.includes('--only') ? (process.argv[process.argv.indexOf('--only') + 1] ?? '').toLowerCase() : '';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/hotline_bench';
@@ -139,7 +139,9 @@ async function main(): Promise<void> {
   ];
 
   const rows: string[] = [];
-  for (const op of ops.filter((o) => o.name.toLowerCase().includes(only))) {
+  const chosen = ops.filter((o) => o.name.toLowerCase().includes(only));
+  if (chosen.length === 0) throw new Error(`--only "${only}" names no operation; they are: ${ops.map((o) => o.name).join('; ')}`);
+  for (const op of chosen) {
     await measure(op, N, 1); // warm-up: the JIT has seen it, the pools are open
     await measure(op, N, IN_FLIGHT);
     const one = await measure(op, N, 1);
