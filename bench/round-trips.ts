@@ -11,8 +11,9 @@
  * Pin it as the bench pins the service (`taskset -c 1`) and run nothing else meanwhile.
  *
  * Needs what `npm run bench` provisions: Redis, PostgreSQL with the database `hotline_bench` migrated (the bench
- * leaves it; this writes a few thousand call rows and events into it, which the next bench drops), and Asterisk's
- * ARI (it creates and destroys bridges of its own, under the ARI application `hotline-round-trips`).
+ * leaves it; this writes a few thousand call rows and events into it, which the next bench drops), and, for the ARI
+ * operation only, Asterisk's ARI (it creates and destroys bridges of its own, under the ARI application
+ * `hotline-round-trips`).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -79,7 +80,6 @@ async function main(): Promise<void> {
     startupTimeoutMs: 10_000,
     log,
   });
-  await ari.start();
 
   const key = (i: number) => `round-trips:call:${i % 500}`;
   // a call row for the outbox's updates and events (the foreign key of call_events)
@@ -141,6 +141,9 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   const chosen = ops.filter((o) => o.name.toLowerCase().includes(only));
   if (chosen.length === 0) throw new Error(`--only "${only}" names no operation; they are: ${ops.map((o) => o.name).join('; ')}`);
+  // Asterisk only when an ARI operation is chosen (the Redis and PostgreSQL ones need none)
+  const usesAri = chosen.some((o) => o.name.startsWith('ARI'));
+  if (usesAri) await ari.start();
   for (const op of chosen) {
     await measure(op, N, 1); // warm-up: the JIT has seen it, the pools are open
     await measure(op, N, IN_FLIGHT);
@@ -159,7 +162,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < 500; i++) await redis.del(key(i));
   await outbox.close(5000);
   rmSync(dir, { recursive: true, force: true });
-  await ari.close();
+  if (usesAri) await ari.close();
   await db.destroy();
   redis.disconnect();
 }
